@@ -1,0 +1,63 @@
+"""Builds the bot and everything it depends on, and tears it all down again."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import discord
+import yarl
+
+from bot.client import QwenImagineBot, Services
+from bot.db import Database, SqliteGenerationRepository, SqliteMetaRepository
+from bot.download import HostPolicy, ImageDownloader
+from bot.qwen import QwenImageClient, RetryPolicy
+from bot.services.generation import GenerationService
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
+    """Use a REST proxy or gateway other than Discord's (discord.py keeps both as class attributes)."""
+    if api_base_url:
+        discord.http.Route.BASE = api_base_url
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+@asynccontextmanager
+async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
+    """The bot exactly as `python -m bot` runs it, with its HTTP session and database open."""
+    point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
+    database = await Database.open(settings.database_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            generation = GenerationService(
+                QwenImageClient(
+                    session,
+                    base_url=settings.dashscope_base_url,
+                    api_key=settings.dashscope_api_key,
+                    timeout=settings.request_timeout,
+                    concurrency=settings.max_concurrency,
+                    retry=RetryPolicy(max_retries=settings.max_retries),
+                ),
+                ImageDownloader(session, HostPolicy(settings.result_hosts)),
+                SqliteGenerationRepository(database),
+                model=settings.model,
+                sizes=settings.sizes,
+                default_size=settings.default_size,
+            )
+            services = Services(generation=generation, meta=SqliteMetaRepository(database))
+            async with QwenImagineBot(settings, services) as bot:
+                yield bot
+    finally:
+        await database.close()
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until it is closed."""
+    async with create_bot(settings) as bot:
+        await bot.start(settings.discord_token.reveal())

@@ -1,0 +1,116 @@
+"""SQLite implementation of the generation (usage log) repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+
+from bot.db.connection import Database
+from bot.db.records import GenerationRecord, NewGeneration, Status
+
+_COLUMNS = (
+    "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
+    "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id"
+)
+
+INSERT_GENERATION = (
+    "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
+    "prompt_extend, prompt, negative_prompt, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[Any, ...]:
+    """The parameters of INSERT_GENERATION for one new row."""
+    return (
+        new.guild_id,
+        new.channel_id,
+        new.member_id,
+        at,
+        status.value,
+        new.model,
+        new.size,
+        new.seed,
+        int(new.prompt_extend),
+        new.prompt,
+        new.negative_prompt or None,
+        new.parent_id,
+    )
+
+
+class SqliteGenerationRepository:
+    """The usage log in SQLite."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def create(self, new: NewGeneration, *, status: Status, at: float) -> int:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(INSERT_GENERATION, insert_parameters(new, status, at))
+            row_id = cursor.lastrowid
+        assert row_id is not None
+        return row_id
+
+    async def mark_running(self, generation_id: int, *, at: float) -> None:
+        await self._update(generation_id, "status = 'running', started_at = ?", at)
+
+    async def mark_succeeded(
+        self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int
+    ) -> None:
+        await self._update(
+            generation_id,
+            "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL",
+            at,
+            request_id,
+            image_bytes,
+        )
+
+    async def mark_failed(
+        self, generation_id: int, *, at: float, error_code: str, request_id: str | None = None
+    ) -> None:
+        await self._update(
+            generation_id,
+            "status = 'failed', finished_at = ?, error_code = ?, request_id = COALESCE(?, request_id)",
+            at,
+            error_code,
+            request_id,
+        )
+
+    async def set_message(self, generation_id: int, *, channel_id: int, message_id: int) -> None:
+        await self._update(generation_id, "channel_id = ?, message_id = ?", channel_id, message_id)
+
+    async def get(self, generation_id: int) -> GenerationRecord | None:
+        async with self._db.connection.execute(
+            f"SELECT {_COLUMNS} FROM generations WHERE id = ?", (generation_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return record_from_row(row) if row else None
+
+    async def _update(self, generation_id: int, assignments: str, *values: Any) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))
+
+
+def record_from_row(row: aiosqlite.Row) -> GenerationRecord:
+    """Turn a row selected with every column into a GenerationRecord."""
+    return GenerationRecord(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        member_id=row["member_id"],
+        requested_at=row["requested_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=Status(row["status"]),
+        error_code=row["error_code"],
+        model=row["model"],
+        size=row["size"],
+        seed=row["seed"],
+        prompt_extend=bool(row["prompt_extend"]),
+        prompt=row["prompt"],
+        negative_prompt=row["negative_prompt"],
+        request_id=row["request_id"],
+        image_bytes=row["image_bytes"],
+        parent_id=row["parent_id"],
+        message_id=row["message_id"],
+    )

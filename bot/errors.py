@@ -1,0 +1,94 @@
+"""Domain errors. Each carries the sentence a member reads; details go to the log only."""
+
+from __future__ import annotations
+
+
+class QwenImagineError(Exception):
+    """Base of every failure a member should hear about."""
+
+    user_message = "Something went wrong while making your image. Please try again."
+    #: What the usage log stores as the error code.
+    code = "Error"
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail or self.user_message)
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class InvalidRequest(QwenImagineError):
+    """The member's input cannot be sent as it is."""
+
+    code = "InvalidRequest"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)
+
+
+class ApiError(QwenImagineError):
+    """The image API answered with an error (or not at all)."""
+
+    def __init__(self, code: str, message: str, *, request_id: str | None = None, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message} (HTTP {status}, request {request_id})")
+        self.code = code
+        self.api_message = message
+        self.request_id = request_id
+        self.status = status
+
+
+class ContentRejected(ApiError):
+    """The service's content moderation refused the prompt or its image."""
+
+    user_message = (
+        "The image service's content filter rejected this request. Please rephrase your prompt and try again."
+    )
+
+
+class IpInfringementSuspected(ApiError):
+    """The service suspects the prompt asks for someone's intellectual property."""
+
+    user_message = (
+        "The image service thinks this prompt asks for a protected character, brand or artwork. "
+        "Please rephrase it and try again."
+    )
+
+
+class ServiceBusy(ApiError):
+    """The account's rate or concurrency limit held after every retry."""
+
+    user_message = "The image service is busy right now. Please try again in a minute."
+
+
+class ServiceFailed(ApiError):
+    """A server-side failure, a timeout or a network error that retries did not cure."""
+
+    user_message = "The image service had a problem making your image. Please try again in a minute."
+
+
+class ServiceMisconfigured(ApiError):
+    """A key, billing, entitlement, model or parameter problem only the operator can fix."""
+
+    user_message = (
+        "The bot can't use the image service because of a setup problem. Please tell a server moderator."
+    )
+
+
+class ImageFetchFailed(QwenImagineError):
+    """The image was generated but could not be downloaded as a valid PNG."""
+
+    code = "ImageFetchFailed"
+    user_message = "Your image was made, but the bot couldn't fetch it from the image service. Please try again."
+
+
+class ImageTooLarge(ImageFetchFailed):
+    """The generated image is larger than Discord lets the bot upload here."""
+
+    code = "ImageTooLarge"
+
+    def __init__(self, size_limit: int) -> None:
+        mib = size_limit / (1024 * 1024)
+        super().__init__(
+            f"image larger than {size_limit} bytes",
+            user_message=f"Your image was made, but it is larger than this channel's upload limit ({mib:.0f} MiB).",
+        )
+        self.size_limit = size_limit

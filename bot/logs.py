@@ -1,0 +1,53 @@
+"""Logging set-up, with a filter that keeps secrets and interaction tokens out of every record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+# Interaction and webhook tokens appear in URLs and in gateway payloads logged at DEBUG.
+_TOKEN_PATTERNS = (
+    (re.compile(r"((?:webhooks|interactions)/\d+/)[^/?\s'\"]+"), r"\1[redacted]"),
+    (re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+"""), r"\1[redacted]"),
+    (re.compile(r"(Bearer |Bot )[A-Za-z0-9._\-]{8,}"), r"\1[redacted]"),
+)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with known secrets and token-shaped values masked."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+    def redact(self, text: str) -> str:
+        """`text` with secrets and tokens masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        for pattern, replacement in _TOKEN_PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+def configure_logging(level: int, secrets: Iterable[str]) -> logging.Handler:
+    """Log to stderr at `level` (discord.py's chatter one step quieter), secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    return handler

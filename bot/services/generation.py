@@ -1,0 +1,183 @@
+"""Generation: validate a request, call the image API, fetch the PNG, keep the usage log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.db import GenerationRepository, NewGeneration, Status
+from bot.download import ImageDownloader, PngImage
+from bot.errors import InvalidRequest, QwenImagineError
+from bot.qwen import (
+    MAX_SEED,
+    NEGATIVE_PROMPT_LIMIT,
+    PROMPT_LIMIT,
+    GenerationParams,
+    QwenImageClient,
+)
+from bot.sizes import ImageSize, find_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated request: who asked, where, and exactly what will be sent to the API."""
+
+    guild_id: int | None
+    channel_id: int | None
+    member_id: int
+    size: ImageSize
+    params: GenerationParams
+    seed_was_random: bool
+    parent_id: int | None = None
+
+    def to_new_generation(self) -> NewGeneration:
+        """The usage-log row for this request."""
+        return NewGeneration(
+            guild_id=self.guild_id,
+            channel_id=self.channel_id,
+            member_id=self.member_id,
+            model=self.params.model,
+            size=self.params.size,
+            seed=self.params.seed,
+            prompt_extend=self.params.prompt_extend,
+            prompt=self.params.prompt,
+            negative_prompt=self.params.negative_prompt,
+            parent_id=self.parent_id,
+        )
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A generated image, ready to upload."""
+
+    generation_id: int
+    request: GenerationRequest
+    image: PngImage
+    request_id: str | None
+
+    @property
+    def filename(self) -> str:
+        """The attachment's name, carrying the seed."""
+        return f"qwen-image-{self.request.params.seed}.png"
+
+
+class GenerationService:
+    """Turns requests into images and records every attempt."""
+
+    def __init__(
+        self,
+        api: QwenImageClient,
+        downloader: ImageDownloader,
+        generations: GenerationRepository,
+        *,
+        model: str,
+        sizes: tuple[ImageSize, ...],
+        default_size: str,
+        clock: Callable[[], float] = time.time,
+        seed_source: Callable[[], int] | None = None,
+    ) -> None:
+        self._api = api
+        self._downloader = downloader
+        self._generations = generations
+        self._model = model
+        self.sizes = sizes
+        self._default_size = default_size
+        self._clock = clock
+        self._seed_source = seed_source or (lambda: random.randint(0, MAX_SEED))
+
+    def build_request(
+        self,
+        *,
+        guild_id: int | None,
+        channel_id: int | None,
+        member_id: int,
+        prompt: str,
+        size: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        prompt_extend: bool = True,
+        parent_id: int | None = None,
+    ) -> GenerationRequest:
+        """Validate what a member typed; draw a seed when none is given so every image can be reproduced."""
+        prompt = prompt.strip()
+        negative = (negative_prompt or "").strip()
+        if not prompt:
+            raise InvalidRequest("Please describe the image you want: the prompt can't be empty.")
+        if len(prompt) > PROMPT_LIMIT:
+            raise InvalidRequest(f"The prompt is {len(prompt)} characters long; the limit is {PROMPT_LIMIT}.")
+        if len(negative) > NEGATIVE_PROMPT_LIMIT:
+            raise InvalidRequest(
+                f"The negative prompt is {len(negative)} characters long; the limit is {NEGATIVE_PROMPT_LIMIT}."
+            )
+        chosen = find_size(self.sizes, size or self._default_size)
+        if chosen is None:
+            names = ", ".join(s.value for s in self.sizes)
+            raise InvalidRequest(f"{size} isn't a size this bot offers. Pick one of: {names}.")
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+        params = GenerationParams(
+            model=self._model,
+            prompt=prompt,
+            negative_prompt=negative,
+            size=chosen.value,
+            seed=self._seed_source() if seed is None else seed,
+            prompt_extend=prompt_extend,
+        )
+        return GenerationRequest(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            member_id=member_id,
+            size=chosen,
+            params=params,
+            seed_was_random=seed is None,
+            parent_id=parent_id,
+        )
+
+    async def register(self, request: GenerationRequest, *, status: Status = Status.RUNNING) -> int:
+        """Log a request that is about to be generated; return its generation id."""
+        return await self._generations.create(request.to_new_generation(), status=status, at=self._clock())
+
+    async def run(self, generation_id: int, request: GenerationRequest, *, max_bytes: int) -> GenerationResult:
+        """Generate and fetch the image; the usage row ends succeeded or failed, never in between."""
+        await self._generations.mark_running(generation_id, at=self._clock())
+        request_id: str | None = None
+        try:
+            generated = await self._api.generate(request.params)
+            request_id = generated.request_id
+            image = await self._downloader.fetch_png(generated.url, max_bytes)
+        except QwenImagineError as error:
+            request_id = getattr(error, "request_id", None) or request_id
+            log.warning(
+                "generation %d failed: %s (request %s): %s", generation_id, error.code, request_id, error
+            )
+            await self._finish_failed(generation_id, error.code, request_id)
+            raise
+        except BaseException as error:
+            log.debug("generation %d interrupted by %r", generation_id, error)
+            await self._finish_failed(generation_id, type(error).__name__, request_id)
+            raise
+        if (image.width, image.height) != (request.size.width, request.size.height):
+            log.warning(
+                "generation %d: asked for %s, got %dx%d", generation_id, request.size.value, image.width, image.height
+            )
+        await self._generations.mark_succeeded(
+            generation_id, at=self._clock(), request_id=request_id, image_bytes=len(image.data)
+        )
+        log.info("generation %d succeeded (request %s, %d bytes)", generation_id, request_id, len(image.data))
+        return GenerationResult(generation_id, request, image, request_id)
+
+    async def _finish_failed(self, generation_id: int, code: str, request_id: str | None) -> None:
+        # Shielded: the row must leave "running" even when the caller is being cancelled.
+        await asyncio.shield(
+            self._generations.mark_failed(generation_id, at=self._clock(), error_code=code, request_id=request_id)
+        )
+
+    async def remember_message(self, generation_id: int, *, channel_id: int, message_id: int) -> None:
+        """Record where the result was posted (channel and message ids, never attachment URLs)."""
+        await self._generations.set_message(generation_id, channel_id=channel_id, message_id=message_id)

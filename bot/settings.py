@@ -1,0 +1,194 @@
+"""The bot's settings: one frozen object read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from bot.sizes import DEFAULT_SIZES, ImageSize, parse_size_table
+
+T = TypeVar("T")
+
+REGION_ROOTS = {
+    "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "cn": "https://dashscope.aliyuncs.com/api/v1",
+}
+MODELS = ("qwen-image-plus", "qwen-image")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and what is expected."""
+
+    def __init__(self, name: str, expected: str) -> None:
+        super().__init__(f"{name}: {expected}")
+        self.name = name
+
+
+class Secret:
+    """A secret string that never prints itself (repr, str and f-strings show a mask)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: pass it straight to the library that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot reads from its environment. Names in comments are the variables."""
+
+    discord_token: Secret  # DISCORD_TOKEN
+    dashscope_api_key: Secret  # DASHSCOPE_API_KEY
+    dashscope_region: str = "intl"  # DASHSCOPE_REGION
+    dashscope_base_url: str = REGION_ROOTS["intl"]  # DASHSCOPE_BASE_URL
+    result_hosts: tuple[str, ...] = ("*.aliyuncs.com",)  # DASHSCOPE_RESULT_HOSTS
+    model: str = "qwen-image-plus"  # QWEN_IMAGE_MODEL
+    sizes: tuple[ImageSize, ...] = DEFAULT_SIZES  # QWEN_IMAGE_SIZES
+    default_size: str = "1328*1328"  # QWEN_IMAGE_DEFAULT_SIZE
+    max_concurrency: int = 2  # DASHSCOPE_MAX_CONCURRENCY
+    max_retries: int = 3  # DASHSCOPE_MAX_RETRIES
+    request_timeout: float = 180.0  # DASHSCOPE_TIMEOUT_SECONDS
+    database_path: Path = Path("data/qwen-imagine.sqlite3")  # DATABASE_PATH
+    discord_api_base_url: str | None = None  # DISCORD_API_BASE_URL
+    discord_gateway_url: str | None = None  # DISCORD_GATEWAY_URL
+    command_guild_ids: tuple[int, ...] = ()  # COMMAND_GUILD_IDS
+    log_level: str = "INFO"  # LOG_LEVEL
+
+    @property
+    def log_level_number(self) -> int:
+        """The numeric `logging` level."""
+        return logging.getLevelNamesMapping()[self.log_level]
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build the settings from an environment mapping, or raise SettingsError naming the bad one."""
+    reader = _Reader(env)
+    region = reader.choice("DASHSCOPE_REGION", ("intl", "cn"), "intl")
+    sizes = reader.parse("QWEN_IMAGE_SIZES", parse_size_table, DEFAULT_SIZES, _SIZES_EXPECTED)
+    default_size = reader.text("QWEN_IMAGE_DEFAULT_SIZE", "1328*1328")
+    if default_size not in {s.value for s in sizes}:
+        raise SettingsError(
+            "QWEN_IMAGE_DEFAULT_SIZE", f"one of the configured sizes ({', '.join(s.value for s in sizes)})"
+        )
+    return Settings(
+        discord_token=reader.secret("DISCORD_TOKEN", "your bot's token from the Discord developer portal"),
+        dashscope_api_key=reader.secret("DASHSCOPE_API_KEY", "your Model Studio (DashScope) API key"),
+        dashscope_region=region,
+        dashscope_base_url=reader.url("DASHSCOPE_BASE_URL", REGION_ROOTS[region]),
+        result_hosts=reader.parse(
+            "DASHSCOPE_RESULT_HOSTS", _parse_host_patterns, ("*.aliyuncs.com",), "comma-separated host patterns"
+        ),
+        model=reader.choice("QWEN_IMAGE_MODEL", MODELS, "qwen-image-plus"),
+        sizes=sizes,
+        default_size=default_size,
+        max_concurrency=reader.integer("DASHSCOPE_MAX_CONCURRENCY", 2, 1, 64),
+        max_retries=reader.integer("DASHSCOPE_MAX_RETRIES", 3, 0, 10),
+        request_timeout=float(reader.integer("DASHSCOPE_TIMEOUT_SECONDS", 180, 10, 600)),
+        database_path=Path(reader.text("DATABASE_PATH", "data/qwen-imagine.sqlite3")),
+        discord_api_base_url=reader.optional_url("DISCORD_API_BASE_URL", ("http", "https")),
+        discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", ("ws", "wss")),
+        command_guild_ids=reader.parse(
+            "COMMAND_GUILD_IDS", _parse_ids, (), "comma-separated guild ids (numbers), or empty"
+        ),
+        log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", normalise=str.upper),
+    )
+
+
+_SIZES_EXPECTED = "comma-separated W*H sizes, optionally named, e.g. 'Square 1:1=1328*1328,Wide 16:9=1664*928'"
+
+
+class _Reader:
+    """Reads and validates one variable at a time; empty counts as unset."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        value = self._env.get(name, "").strip()
+        return value or default
+
+    def secret(self, name: str, expected: str) -> Secret:
+        value = self._env.get(name, "").strip()
+        if not value:
+            raise SettingsError(name, f"required: {expected}")
+        return Secret(value)
+
+    def choice(
+        self, name: str, options: tuple[str, ...], default: str, normalise: Callable[[str], str] = str.lower
+    ) -> str:
+        value = normalise(self.text(name, default))
+        if value not in options:
+            raise SettingsError(name, f"one of {', '.join(options)} (got {value!r})")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, f"a whole number from {low} to {high} (got {raw!r})") from None
+        if not low <= value <= high:
+            raise SettingsError(name, f"a whole number from {low} to {high} (got {value})")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        return self.optional_url(name, ("http", "https")) or default
+
+    def optional_url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        raw = self.text(name, "")
+        if not raw:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise SettingsError(name, f"a {' or '.join(schemes)} URL (got {raw!r})")
+        return raw.rstrip("/")
+
+    def parse(self, name: str, parser: Callable[[str], T], default: T, expected: str) -> T:
+        raw = self.text(name, "")
+        if not raw:
+            return default
+        try:
+            return parser(raw)
+        except ValueError as exc:
+            raise SettingsError(name, f"{expected} ({exc})") from None
+
+
+def _parse_host_patterns(raw: str) -> tuple[str, ...]:
+    patterns = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    for pattern in patterns:
+        if "/" in pattern or ":" in pattern.replace("::1", ""):
+            raise ValueError(f"{pattern!r} is not a host name pattern")
+    if not patterns:
+        raise ValueError("no patterns given")
+    return patterns
+
+
+def _parse_ids(raw: str) -> tuple[int, ...]:
+    ids = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ValueError(f"{part!r} is not a number")
+        ids.append(int(part))
+    return tuple(ids)
