@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +60,9 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
 
 
 async def run(settings: Settings) -> None:
-    """Run the bot until it is closed."""
+    """Run the bot until it is closed; SIGTERM and SIGINT close it cleanly."""
     async with create_bot(settings) as bot:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
         await bot.start(settings.discord_token.reveal())

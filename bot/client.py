@@ -94,9 +94,7 @@ class QwenImagineBot(commands.Bot):
     def invite_url(self) -> str:
         """The OAuth2 URL that adds the bot to a server with the permissions it needs."""
         assert self.application_id is not None
-        return discord.utils.oauth_url(
-            self.application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES
-        )
+        return discord.utils.oauth_url(self.application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES)
 
     def command_payload(self) -> dict[str, Any]:
         """What a sync would send, and where: the basis of the sync hash."""

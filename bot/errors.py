@@ -68,9 +68,7 @@ class ServiceFailed(ApiError):
 class ServiceMisconfigured(ApiError):
     """A key, billing, entitlement, model or parameter problem only the operator can fix."""
 
-    user_message = (
-        "The bot can't use the image service because of a setup problem. Please tell a server moderator."
-    )
+    user_message = "The bot can't use the image service because of a setup problem. Please tell a server moderator."
 
 
 class ImageFetchFailed(QwenImagineError):

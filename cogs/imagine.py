@@ -18,9 +18,7 @@ from bot.sizes import ImageSize
 
 log = logging.getLogger(__name__)
 
-ImagineHandler = Callable[
-    [discord.Interaction, str, str | None, str | None, int | None, bool], Awaitable[None]
-]
+ImagineHandler = Callable[[discord.Interaction, str, str | None, str | None, int | None, bool], Awaitable[None]]
 
 
 def build_imagine_command(sizes: tuple[ImageSize, ...], handler: ImagineHandler) -> app_commands.Command:  # type: ignore[type-arg]
@@ -90,9 +88,7 @@ class ImagineCog(commands.Cog):
             interaction, embed=result_embed(result, interaction.user), file=lambda: result_file(result)
         )
         if message is not None:
-            await self.generation.remember_message(
-                generation_id, channel_id=message.channel.id, message_id=message.id
-            )
+            await self.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
 
 
 async def setup(bot: QwenImagineBot) -> None:

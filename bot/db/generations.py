@@ -54,9 +54,7 @@ class SqliteGenerationRepository:
     async def mark_running(self, generation_id: int, *, at: float) -> None:
         await self._update(generation_id, "status = 'running', started_at = ?", at)
 
-    async def mark_succeeded(
-        self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int
-    ) -> None:
+    async def mark_succeeded(self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int) -> None:
         await self._update(
             generation_id,
             "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL",

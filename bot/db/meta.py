@@ -19,7 +19,6 @@ class SqliteMetaRepository:
     async def set(self, key: str, value: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )

@@ -67,9 +67,7 @@ class GenerationRepository(Protocol):
     async def mark_running(self, generation_id: int, *, at: float) -> None:
         """The API call is starting."""
 
-    async def mark_succeeded(
-        self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int
-    ) -> None:
+    async def mark_succeeded(self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int) -> None:
         """The image was generated and fetched."""
 
     async def mark_failed(

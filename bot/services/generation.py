@@ -153,9 +153,7 @@ class GenerationService:
             image = await self._downloader.fetch_png(generated.url, max_bytes)
         except QwenImagineError as error:
             request_id = getattr(error, "request_id", None) or request_id
-            log.warning(
-                "generation %d failed: %s (request %s): %s", generation_id, error.code, request_id, error
-            )
+            log.warning("generation %d failed: %s (request %s): %s", generation_id, error.code, request_id, error)
             await self._finish_failed(generation_id, error.code, request_id)
             raise
         except BaseException as error:

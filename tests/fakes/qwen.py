@@ -1,0 +1,337 @@
+"""A fake Qwen-Image (DashScope) server on 127.0.0.1 speaking the documented HTTP JSON API.
+
+It serves the sync endpoint, the async create/poll pair, and result PNGs from an "OSS" path; it
+enforces the account's concurrency limit (HTTP 429 Throttling.RateQuota above it) and can be told to
+answer with any documented failure, to hold requests, or to hand out odd result URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import struct
+import time
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+SYNC_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+ASYNC_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
+MODELS = ("qwen-image-plus", "qwen-image")
+SIZES = ("1664*928", "1472*1140", "1328*1328", "1140*1472", "928*1664", "1472*1104", "1104*1472")
+
+
+def make_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A valid RGB PNG of the given size, one colour derived from `seed`."""
+    colour = bytes(((seed * 97) % 256, (seed * 57 + 80) % 256, (seed * 31 + 160) % 256))
+    row = b"\x00" + colour * width
+    raw = zlib.compress(row * height, 1)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+@dataclass
+class Injected:
+    """A canned answer for the next matching request."""
+
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RecordedRequest:
+    """A request the fake received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    answered: int = 0
+
+
+class FakeQwen:
+    """The fake API. Inspect `requests`, steer with `fail_next`, `hold`, `next_image_url`."""
+
+    def __init__(self, *, api_key: str = "test-dashscope-key", latency: float = 0.0, max_concurrency: int = 2) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.max_concurrency = max_concurrency
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.throttled = 0
+        self.served_images = 0
+        self._injected: deque[Injected] = deque()
+        self._url_overrides: deque[Callable[[str], str]] = deque()
+        self._images: dict[str, bytes] = {}
+        self._files: dict[str, tuple[bytes, str]] = {}
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._gate: asyncio.Event | None = None
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.changed = asyncio.Condition()
+
+    # lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen on a free port of 127.0.0.1."""
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post(SYNC_PATH, self._sync)
+        app.router.add_post(ASYNC_PATH, self._async_create)
+        app.router.add_get("/api/v1/tasks/{task_id}", self._task)
+        app.router.add_get("/oss/{name}", self._oss)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        """Stop serving; release held requests first."""
+        self.release()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeQwen:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The API root to configure as DASHSCOPE_BASE_URL."""
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def oss_url(self, name: str, host: str = "127.0.0.1") -> str:
+        """A URL of the fake's result store."""
+        return f"http://{host}:{self.port}/oss/{name}?Expires={int(time.time()) + 86400}&Signature=x"
+
+    # steering ------------------------------------------------------------------------------------
+    def fail_next(
+        self,
+        status: int,
+        code: str = "",
+        message: str = "",
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        raw: str | None = None,
+    ) -> None:
+        """Answer the next `times` generation requests with an error body (or `raw` text)."""
+        body: dict[str, Any] | str = (
+            raw
+            if raw is not None
+            else {
+                "request_id": f"req-injected-{next(self._ids)}",
+                "code": code,
+                "message": message,
+            }
+        )
+        for _ in range(times):
+            self._injected.append(Injected(status, body, dict(headers or {})))
+
+    def answer_next(self, status: int, body: dict[str, Any]) -> None:
+        """Answer the next generation request with exactly this JSON body."""
+        self._injected.append(Injected(status, body))
+
+    def next_image_url(self, rewrite: Callable[[str], str]) -> None:
+        """Rewrite the result URL of the next successful generation (`rewrite(real_url)`)."""
+        self._url_overrides.append(rewrite)
+
+    def add_file(self, name: str, data: bytes, content_type: str) -> None:
+        """Serve arbitrary bytes at /oss/<name>."""
+        self._files[name] = (data, content_type)
+
+    def hold(self) -> None:
+        """Keep generation requests waiting until `release()`."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        """Let held generation requests finish."""
+        if self._gate:
+            self._gate.set()
+            self._gate = None
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        """Wait until `predicate()` holds, re-checked whenever the fake's state changes."""
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(predicate)
+
+    @property
+    def generation_requests(self) -> list[RecordedRequest]:
+        """Requests to the sync endpoint, in order."""
+        return [r for r in self.requests if r.path == SYNC_PATH]
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    # handlers ------------------------------------------------------------------------------------
+    async def _record(self, request: web.Request) -> RecordedRequest:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        recorded = RecordedRequest(request.method, request.path, dict(request.headers), body)
+        self.requests.append(recorded)
+        await self._notify()
+        return recorded
+
+    def _error(self, status: int, code: str, message: str) -> web.Response:
+        request_id = f"req-{next(self._ids)}"
+        return _json(status, {"request_id": request_id, "code": code, "message": message}, request_id)
+
+    def _auth_error(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._error(401, "InvalidApiKey", "Invalid API-key provided.")
+        return None
+
+    async def _sync(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self._record(request)
+        response = await self._answer_sync(request, recorded)
+        recorded.answered = response.status
+        await self._notify()
+        return response
+
+    async def _answer_sync(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        if (auth := self._auth_error(request)) is not None:
+            return auth
+        if self.in_flight >= self.max_concurrency:
+            self.throttled += 1
+            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self._gate is not None:
+                await self._gate.wait()
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if self._injected:
+                injected = self._injected.popleft()
+                if isinstance(injected.body, str):
+                    return web.Response(
+                        status=injected.status, text=injected.body, headers=injected.headers, content_type="text/html"
+                    )
+                return _json(injected.status, injected.body, str(injected.body.get("request_id", "")), injected.headers)
+            return self._generate(recorded.body)
+        finally:
+            self.in_flight -= 1
+
+    def _generate(self, body: Any) -> web.Response:
+        problem = validate_sync_body(body)
+        if problem:
+            return self._error(400, "InvalidParameter", problem)
+        parameters = body.get("parameters", {})
+        size = parameters.get("size", "1328*1328")
+        width, height = (int(v) for v in size.split("*"))
+        seed = parameters.get("seed", 0)
+        name = f"{uuid.uuid4().hex}.png"
+        self._images[name] = make_png(width, height, seed)
+        url = self.oss_url(name)
+        if self._url_overrides:
+            url = self._url_overrides.popleft()(url)
+        request_id = f"req-{next(self._ids)}"
+        return _json(
+            200,
+            {
+                "output": {
+                    "choices": [
+                        {"finish_reason": "stop", "message": {"role": "assistant", "content": [{"image": url}]}}
+                    ],
+                    "task_metric": {"TOTAL": 1, "FAILED": 0, "SUCCEEDED": 1},
+                },
+                "usage": {"width": width, "image_count": 1, "height": height},
+                "request_id": request_id,
+            },
+            request_id,
+        )
+
+    async def _async_create(self, request: web.Request) -> web.Response:
+        recorded = await self._record(request)
+        if (auth := self._auth_error(request)) is not None:
+            return auth
+        if request.headers.get("X-DashScope-Async") != "enable":
+            return self._error(403, "AccessDenied", "current user api does not support synchronous calls")
+        body = recorded.body if isinstance(recorded.body, dict) else {}
+        task_id = str(uuid.uuid4())
+        self._tasks[task_id] = {"body": body, "submitted": time.monotonic()}
+        request_id = f"req-{next(self._ids)}"
+        return _json(
+            200, {"output": {"task_status": "PENDING", "task_id": task_id}, "request_id": request_id}, request_id
+        )
+
+    async def _task(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if (auth := self._auth_error(request)) is not None:
+            return auth
+        task_id = request.match_info["task_id"]
+        task = self._tasks.get(task_id)
+        if task is None:
+            return self._error(404, "InvalidParameter", "task not found")
+        output: dict[str, Any] = {"task_id": task_id}
+        if time.monotonic() - task["submitted"] < self.latency:
+            output["task_status"] = "RUNNING"
+        else:
+            parameters = task["body"].get("parameters", {})
+            width, height = (int(v) for v in parameters.get("size", "1328*1328").split("*"))
+            name = task.setdefault("image", f"{uuid.uuid4().hex}.png")
+            self._images.setdefault(name, make_png(width, height, parameters.get("seed", 0)))
+            prompt = task["body"].get("input", {}).get("prompt", "")
+            output.update(task_status="SUCCEEDED", results=[{"orig_prompt": prompt, "url": self.oss_url(name)}])
+        request_id = f"req-{next(self._ids)}"
+        return _json(200, {"request_id": request_id, "output": output, "usage": {"image_count": 1}}, request_id)
+
+    async def _oss(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name in self._files:
+            data, content_type = self._files[name]
+            return web.Response(body=data, content_type=content_type)
+        image = self._images.get(name)
+        if image is None:
+            return web.Response(
+                status=404, text="<Error><Code>NoSuchKey</Code></Error>", content_type="application/xml"
+            )
+        self.served_images += 1
+        return web.Response(body=image, content_type="image/png")
+
+
+def validate_sync_body(body: Any) -> str | None:
+    """What the real API would reject in a sync request body, or None if it is acceptable."""
+    if not isinstance(body, dict):
+        return "request body must be JSON"
+    if body.get("model") not in MODELS:
+        return f"Model not exist: {body.get('model')}"
+    messages = body.get("input", {}).get("messages")
+    if not isinstance(messages, list) or len(messages) != 1 or messages[0].get("role") != "user":
+        return "messages must contain exactly one user message"
+    content = messages[0].get("content")
+    if not isinstance(content, list) or len(content) != 1 or not isinstance(content[0].get("text"), str):
+        return "content must contain exactly one text element"
+    parameters = body.get("parameters", {})
+    if parameters.get("n", 1) != 1:
+        return "num_images_per_prompt must be 1"
+    if parameters.get("size", "1328*1328") not in SIZES:
+        return f"size {parameters.get('size')} is not supported"
+    seed = parameters.get("seed", 0)
+    if not isinstance(seed, int) or not 0 <= seed <= 2_147_483_647:
+        return "seed must be in [0, 2147483647]"
+    return None
+
+
+def _json(status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None) -> web.Response:
+    all_headers = {"x-request-id": request_id, **(headers or {})}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=all_headers)
