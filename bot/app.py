@@ -13,10 +13,18 @@ import discord
 import yarl
 
 from bot.client import QwenImagineBot, Services
-from bot.db import Database, SqliteGenerationRepository, SqliteMetaRepository
+from bot.db import (
+    Database,
+    SqliteGenerationRepository,
+    SqliteLimitsRepository,
+    SqliteMetaRepository,
+    SqliteUsageRepository,
+)
 from bot.download import HostPolicy, ImageDownloader
 from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services.generation import GenerationService
+from bot.services.limits import LimitsService
+from bot.services.usage import UsageService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +60,16 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 sizes=settings.sizes,
                 default_size=settings.default_size,
             )
-            services = Services(generation=generation, meta=SqliteMetaRepository(database))
+            services = Services(
+                generation=generation,
+                limits=LimitsService(SqliteLimitsRepository(database), settings.default_limits),
+                usage=UsageService(
+                    SqliteUsageRepository(database),
+                    region=settings.dashscope_region,
+                    retention_days=settings.usage_retention_days,
+                ),
+                meta=SqliteMetaRepository(database),
+            )
             async with QwenImagineBot(settings, services) as bot:
                 yield bot
     finally:

@@ -17,11 +17,13 @@ from bot.errors import QwenImagineError
 from bot.presentation import failure_text
 from bot.replies import reply
 from bot.services.generation import GenerationService
+from bot.services.limits import LimitsService
+from bot.services.usage import UsageService
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine",)
+EXTENSIONS = ("cogs.imagine", "cogs.limits")
 #: Send Messages, Embed Links, Attach Files.
 INVITE_PERMISSIONS = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
 INVITE_SCOPES = ("bot", "applications.commands")
@@ -34,6 +36,8 @@ class Services:
     """What the cogs need, built once in `bot.app` and handed to the client."""
 
     generation: GenerationService
+    limits: LimitsService
+    usage: UsageService
     meta: MetaRepository
 
 

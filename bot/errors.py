@@ -90,3 +90,21 @@ class ImageTooLarge(ImageFetchFailed):
             user_message=f"Your image was made, but it is larger than this channel's upload limit ({mib:.0f} MiB).",
         )
         self.size_limit = size_limit
+
+
+class LimitDenied(QwenImagineError):
+    """A limit (or a moderator's block) refuses this request for now."""
+
+    code = "LimitDenied"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)
+
+
+class NotAllowed(QwenImagineError):
+    """The member lacks the permission an action needs."""
+
+    code = "NotAllowed"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from bot.limits import Limit, parse_limits
 from bot.sizes import DEFAULT_SIZES, ImageSize, parse_size_table
 
 T = TypeVar("T")
@@ -73,6 +74,8 @@ class Settings:
     discord_gateway_url: str | None = None  # DISCORD_GATEWAY_URL
     command_guild_ids: tuple[int, ...] = ()  # COMMAND_GUILD_IDS
     log_level: str = "INFO"  # LOG_LEVEL
+    default_limits: tuple[Limit, ...] = ()  # DEFAULT_LIMITS
+    usage_retention_days: int = 90  # USAGE_RETENTION_DAYS
 
     @property
     def log_level_number(self) -> int:
@@ -111,9 +114,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "COMMAND_GUILD_IDS", _parse_ids, (), "comma-separated guild ids (numbers), or empty"
         ),
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", normalise=str.upper),
+        default_limits=reader.parse("DEFAULT_LIMITS", parse_limits, parse_limits(DEFAULT_LIMITS), _LIMITS_EXPECTED),
+        usage_retention_days=reader.integer("USAGE_RETENTION_DAYS", 90, 1, 3650),
     )
 
 
+DEFAULT_LIMITS = "member/hour=5,member/day=20,server/day=200"
+_LIMITS_EXPECTED = "comma-separated scope/window=max items (member|server, hour|day|week|month), or none"
 _SIZES_EXPECTED = "comma-separated W*H sizes, optionally named, e.g. 'Square 1:1=1328*1328,Wide 16:9=1664*928'"
 
 

@@ -14,6 +14,7 @@ from bot.presentation import result_embed, result_file
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.replies import reply
 from bot.services.generation import GenerationService
+from bot.services.limits import LimitsService
 from bot.sizes import ImageSize
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ def build_imagine_command(sizes: tuple[ImageSize, ...], handler: ImagineHandler)
 class ImagineCog(commands.Cog):
     """The /imagine command."""
 
-    def __init__(self, bot: QwenImagineBot, generation: GenerationService) -> None:
+    def __init__(self, bot: QwenImagineBot, generation: GenerationService, limits: LimitsService) -> None:
         self.bot = bot
         self.generation = generation
+        self.limits = limits
         self.command = build_imagine_command(generation.sizes, self.imagine)
 
     async def cog_load(self) -> None:
@@ -70,7 +72,7 @@ class ImagineCog(commands.Cog):
         seed: int | None,
         enhance: bool,
     ) -> None:
-        """Validate and log the request, acknowledge publicly, then generate and upload."""
+        """Validate and admit the request (a denial is a private reply), acknowledge publicly, generate, upload."""
         request = self.generation.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -81,7 +83,7 @@ class ImagineCog(commands.Cog):
             seed=seed,
             prompt_extend=enhance,
         )
-        generation_id = await self.generation.register(request)
+        generation_id = await self.limits.admit(request)
         await interaction.response.defer(thinking=True)
         result = await self.generation.run(generation_id, request, max_bytes=interaction.filesize_limit)
         message = await reply(
@@ -92,5 +94,5 @@ class ImagineCog(commands.Cog):
 
 
 async def setup(bot: QwenImagineBot) -> None:
-    """Load the cog with the bot's generation service."""
-    await bot.add_cog(ImagineCog(bot, bot.services.generation))
+    """Load the cog with the bot's generation and limits services."""
+    await bot.add_cog(ImagineCog(bot, bot.services.generation, bot.services.limits))

@@ -9,7 +9,7 @@ import aiosqlite
 from bot.db.connection import Database
 from bot.db.records import GenerationRecord, NewGeneration, Status
 
-_COLUMNS = (
+COLUMNS = (
     "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
     "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id"
 )
@@ -79,7 +79,7 @@ class SqliteGenerationRepository:
 
     async def get(self, generation_id: int) -> GenerationRecord | None:
         async with self._db.connection.execute(
-            f"SELECT {_COLUMNS} FROM generations WHERE id = ?", (generation_id,)
+            f"SELECT {COLUMNS} FROM generations WHERE id = ?", (generation_id,)
         ) as cursor:
             row = await cursor.fetchone()
         return record_from_row(row) if row else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from bot.limits import Limit, Scope, Window
 
 
 class Status(StrEnum):
@@ -90,3 +93,104 @@ class MetaRepository(Protocol):
 
     async def set(self, key: str, value: str) -> None:
         """Store `value` under `key`."""
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Why a request was refused: a limit with no room (until `retry_at`), or a block (`limit` None)."""
+
+    limit: Limit | None
+    retry_at: float | None
+
+    @property
+    def code(self) -> str:
+        """The usage log's error code for the denied row."""
+        if self.limit is None:
+            return "blocked"
+        return f"limit:{self.limit.scope.value}/{self.limit.window.value}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The usage-log row written for a request, and the denial if it was refused."""
+
+    generation_id: int
+    denial: Denial | None
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    """How much of one limit is used right now."""
+
+    limit: Limit
+    used: int
+    #: When the oldest counted image leaves the window (None when nothing is counted).
+    next_frees_at: float | None
+    #: When a request would be admitted again by this limit (None: it has room now).
+    allowed_again_at: float | None
+
+    @property
+    def remaining(self) -> int:
+        """Images still allowed in the window."""
+        return max(0, self.limit.max_count - self.used)
+
+
+class LimitsRepository(Protocol):
+    """Guild limits, blocked members, and admission over the usage log."""
+
+    async def own_limits(self, guild_id: int) -> tuple[Limit, ...]:
+        """The guild's own values (pairs without one use the defaults)."""
+
+    async def set_limit(self, guild_id: int, limit: Limit, *, by: int, at: float) -> None:
+        """Set the guild's own value for the limit's (scope, window) pair."""
+
+    async def clear_limit(self, guild_id: int, scope: Scope, window: Window) -> bool:
+        """Return the pair to its default; False if it had no own value."""
+
+    async def reset_limits(self, guild_id: int) -> int:
+        """Remove every own value; return how many there were."""
+
+    async def block(self, guild_id: int, member_id: int, *, by: int, at: float) -> bool:
+        """Stop a member from generating; False if already blocked."""
+
+    async def unblock(self, guild_id: int, member_id: int) -> bool:
+        """Allow a member again; False if they were not blocked."""
+
+    async def blocked_members(self, guild_id: int) -> tuple[int, ...]:
+        """The guild's blocked members."""
+
+    async def admit(
+        self, new: NewGeneration, limits: tuple[Limit, ...], *, at: float, status: Status = Status.RUNNING
+    ) -> Admission:
+        """Atomically check `limits` and write the request's row (denied rows included)."""
+
+    async def window_use(self, guild_id: int, member_id: int, limit: Limit, *, at: float) -> WindowUse:
+        """Current use of one limit for a member (or their whole server)."""
+
+    async def busiest_member(self, guild_id: int, *, since: float) -> tuple[int, int] | None:
+        """The member with most counted requests since `since`, and how many."""
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    """A guild's generations over a period."""
+
+    succeeded: int
+    failed: int
+    denied: int
+    in_progress: int
+    succeeded_by_model: dict[str, int]
+    top_members: tuple[tuple[int, int], ...]
+
+
+class UsageRepository(Protocol):
+    """Reports over the usage log, and retention."""
+
+    async def summary(self, guild_id: int, *, since: float, top: int = 5) -> UsageSummary:
+        """Counts by outcome, images by model, and the members with most images."""
+
+    def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:
+        """Every row of the guild since `since`, oldest first."""
+
+    async def scrub_prompts(self, *, before: float) -> int:
+        """Clear the prompt text of rows requested before `before`; return how many."""

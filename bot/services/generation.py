@@ -139,10 +139,6 @@ class GenerationService:
             parent_id=parent_id,
         )
 
-    async def register(self, request: GenerationRequest, *, status: Status = Status.RUNNING) -> int:
-        """Log a request that is about to be generated; return its generation id."""
-        return await self._generations.create(request.to_new_generation(), status=status, at=self._clock())
-
     async def run(self, generation_id: int, request: GenerationRequest, *, max_bytes: int) -> GenerationResult:
         """Generate and fetch the image; the usage row ends succeeded or failed, never in between."""
         await self._generations.mark_running(generation_id, at=self._clock())

@@ -1,0 +1,62 @@
+"""SQLite implementation of usage reports, the CSV export, and prompt retention."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bot.db.connection import Database
+from bot.db.generations import COLUMNS, record_from_row
+from bot.db.records import GenerationRecord, UsageSummary
+
+
+class SqliteUsageRepository:
+    """Reads of the usage log for reports, and the retention clean-up."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def summary(self, guild_id: int, *, since: float, top: int = 5) -> UsageSummary:
+        conn = self._db.connection
+        async with conn.execute(
+            "SELECT status, model, COUNT(*) FROM generations WHERE guild_id = ? AND requested_at > ? "
+            "GROUP BY status, model",
+            (guild_id, since),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        by_status: dict[str, int] = {}
+        succeeded_by_model: dict[str, int] = {}
+        for status, model, count in rows:
+            by_status[status] = by_status.get(status, 0) + count
+            if status == "succeeded":
+                succeeded_by_model[model] = count
+        async with conn.execute(
+            "SELECT member_id, COUNT(*) AS n FROM generations WHERE guild_id = ? AND requested_at > ? "
+            "AND status = 'succeeded' GROUP BY member_id ORDER BY n DESC, member_id LIMIT ?",
+            (guild_id, since, top),
+        ) as cursor:
+            top_members = tuple((row[0], row[1]) for row in await cursor.fetchall())
+        return UsageSummary(
+            succeeded=by_status.get("succeeded", 0),
+            failed=by_status.get("failed", 0),
+            denied=by_status.get("denied", 0),
+            in_progress=by_status.get("queued", 0) + by_status.get("running", 0),
+            succeeded_by_model=succeeded_by_model,
+            top_members=top_members,
+        )
+
+    async def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:
+        async with self._db.connection.execute(
+            f"SELECT {COLUMNS} FROM generations WHERE guild_id = ? AND requested_at > ? ORDER BY id",
+            (guild_id, since),
+        ) as cursor:
+            async for row in cursor:
+                yield record_from_row(row)
+
+    async def scrub_prompts(self, *, before: float) -> int:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE generations SET prompt = NULL, negative_prompt = NULL "
+                "WHERE prompt IS NOT NULL AND requested_at < ?",
+                (before,),
+            )
+            return cursor.rowcount

@@ -1,0 +1,86 @@
+"""Limit values: a (scope, window, max) triple, and the `DEFAULT_LIMITS` syntax."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+MAX_LIMIT = 100_000
+
+
+class Scope(StrEnum):
+    """Who a limit counts: each member separately, or the whole server together."""
+
+    MEMBER = "member"
+    SERVER = "server"
+
+
+class Window(StrEnum):
+    """How far back a limit looks. Windows slide: `hour` is the last 60 minutes."""
+
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+    @property
+    def seconds(self) -> int:
+        """The window's length; a month is 30 days."""
+        return _WINDOW_SECONDS[self]
+
+
+_WINDOW_SECONDS = {Window.HOUR: 3600, Window.DAY: 86400, Window.WEEK: 7 * 86400, Window.MONTH: 30 * 86400}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `max_count` images per `scope` in any sliding `window`."""
+
+    scope: Scope
+    window: Window
+    max_count: int
+
+    @property
+    def key(self) -> tuple[Scope, Window]:
+        """The (scope, window) pair a guild's own value replaces."""
+        return (self.scope, self.window)
+
+    def describe(self) -> str:
+        """E.g. `5 images per member per hour`."""
+        noun = "image" if self.max_count == 1 else "images"
+        who = "per member" if self.scope is Scope.MEMBER else "for the whole server"
+        return f"{self.max_count} {noun} {who} per {self.window.value}"
+
+
+def parse_limits(raw: str) -> tuple[Limit, ...]:
+    """Parse `scope/window=max` items separated by commas, or `none`."""
+    if raw.strip().lower() == "none":
+        return ()
+    limits: dict[tuple[Scope, Window], Limit] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        pair, sep, count = item.partition("=")
+        scope, slash, window = pair.strip().lower().partition("/")
+        if not sep or not slash:
+            raise ValueError(f"{item!r} is not scope/window=max")
+        try:
+            limit = Limit(Scope(scope), Window(window), int(count))
+        except ValueError:
+            raise ValueError(f"{item!r}: scope is member or server, window hour/day/week/month, max a number") from None
+        if not 0 <= limit.max_count <= MAX_LIMIT:
+            raise ValueError(f"{item!r}: max must be from 0 to {MAX_LIMIT}")
+        if limit.key in limits:
+            raise ValueError(f"{pair.strip()} is given twice")
+        limits[limit.key] = limit
+    if not limits:
+        raise ValueError("no limits given (write 'none' for no default limits)")
+    return tuple(limits.values())
+
+
+def effective_limits(defaults: tuple[Limit, ...], own: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """The defaults with each of the guild's own values replacing the default for its pair only."""
+    merged = {limit.key: limit for limit in defaults}
+    merged.update({limit.key: limit for limit in own})
+    order = {(s, w): i for i, (s, w) in enumerate((s, w) for s in Scope for w in Window)}
+    return tuple(sorted(merged.values(), key=lambda limit: order[limit.key]))

@@ -1,0 +1,127 @@
+"""Usage reports, the CSV export, and the retention of prompt text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from bot.db.records import GenerationRecord, UsageRepository, UsageSummary
+
+log = logging.getLogger(__name__)
+
+#: List price per image in USD, by region and model.
+PRICES_USD = {
+    "intl": {"qwen-image-plus": 0.03, "qwen-image": 0.035},
+    "cn": {"qwen-image-plus": 0.028671, "qwen-image": 0.035},
+}
+CSV_COLUMNS = (
+    "id", "requested_at", "started_at", "finished_at", "member_id", "channel_id", "status", "error_code", "model",
+    "size", "seed", "prompt_extend", "prompt", "negative_prompt", "request_id", "image_bytes", "parent_id",
+)
+
+
+class Period(StrEnum):
+    """The span a usage report covers, ending now."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+    @property
+    def seconds(self) -> int:
+        """Its length; a month is 30 days."""
+        return {"day": 86400, "week": 7 * 86400, "month": 30 * 86400}[self.value]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A guild's usage over a period, with its estimated cost."""
+
+    period: Period
+    summary: UsageSummary
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class CsvExport:
+    """The rows of a period as CSV bytes; `complete` is False when the size cap cut it short."""
+
+    data: bytes
+    rows: int
+    complete: bool
+
+
+def iso(unix: float | None) -> str:
+    """A unix time as ISO 8601 UTC, or empty."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds") if unix is not None else ""
+
+
+def spreadsheet_safe(text: str | None) -> str:
+    """Member text that a spreadsheet will not run as a formula."""
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text or ""
+
+
+class UsageService:
+    """Reports for moderators and the retention clean-up."""
+
+    def __init__(
+        self,
+        repository: UsageRepository,
+        *,
+        region: str,
+        retention_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repository
+        self._prices = PRICES_USD[region]
+        self._retention_seconds = retention_days * 86400
+        self._clock = clock
+
+    async def report(self, guild_id: int, period: Period) -> UsageReport:
+        """Images, failures, denials, top members and estimated cost over `period`."""
+        summary = await self._repo.summary(guild_id, since=self._clock() - period.seconds)
+        cost = sum(self._prices.get(model, 0.0) * count for model, count in summary.succeeded_by_model.items())
+        return UsageReport(period, summary, cost)
+
+    async def export_csv(self, guild_id: int, period: Period, *, max_bytes: int) -> CsvExport:
+        """The period's rows as CSV, no larger than `max_bytes`."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        size, rows, complete = len(buffer.getvalue().encode()), 0, True
+        async for record in self._repo.rows(guild_id, since=self._clock() - period.seconds):
+            line = io.StringIO()
+            csv.writer(line).writerow(_csv_row(record))
+            encoded = len(line.getvalue().encode())
+            if size + encoded > max_bytes:
+                complete = False
+                break
+            buffer.write(line.getvalue())
+            size += encoded
+            rows += 1
+        return CsvExport(buffer.getvalue().encode(), rows, complete)
+
+    async def apply_retention(self) -> int:
+        """Clear the prompts of rows older than the retention period; counts stay."""
+        scrubbed = await self._repo.scrub_prompts(before=self._clock() - self._retention_seconds)
+        if scrubbed:
+            log.info("cleared the prompts of %d generations past retention", scrubbed)
+        return scrubbed
+
+
+def _csv_row(record: GenerationRecord) -> list[object]:
+    return [
+        record.id, iso(record.requested_at), iso(record.started_at), iso(record.finished_at), record.member_id,
+        record.channel_id, record.status.value, record.error_code or "", record.model, record.size, record.seed,
+        int(record.prompt_extend), spreadsheet_safe(record.prompt), spreadsheet_safe(record.negative_prompt),
+        record.request_id or "", record.image_bytes if record.image_bytes is not None else "",
+        record.parent_id or "",
+    ]

@@ -1,0 +1,137 @@
+"""The harness: fake Discord and fake Qwen-Image servers, and the real bot pointed at them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.app import create_bot
+from bot.client import QwenImagineBot
+from bot.settings import load_settings
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
+from tests.fakes.qwen import FakeQwen
+
+MANAGE_GUILD = discord.Permissions(manage_guild=True).value
+MEMBER_PERMISSIONS = discord.Permissions(send_messages=True, use_application_commands=True).value
+
+
+@pytest.fixture
+async def qwen() -> AsyncIterator[FakeQwen]:
+    """The fake image API."""
+    async with FakeQwen() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_server() -> AsyncIterator[FakeDiscord]:
+    """The fake Discord; discord.py's endpoints are restored afterwards."""
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    async with FakeDiscord(token="fake-discord-bot-token") as fake:
+        yield fake
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+@dataclass
+class World:
+    """A guild with a channel, two members and a moderator."""
+
+    guild: FakeGuild
+    channel: FakeChannel
+    alice: FakeMember
+    bob: FakeMember
+    moderator: FakeMember
+
+
+@pytest.fixture
+def world(discord_server: FakeDiscord) -> World:
+    guild = discord_server.add_guild(name="Painters")
+    channel = guild.add_channel(name="gallery")
+    return World(
+        guild=guild,
+        channel=channel,
+        alice=guild.add_member(name="alice", permissions=MEMBER_PERMISSIONS),
+        bob=guild.add_member(name="bob", permissions=MEMBER_PERMISSIONS),
+        moderator=guild.add_member(name="mod", permissions=MEMBER_PERMISSIONS | MANAGE_GUILD),
+    )
+
+
+@pytest.fixture
+def bot_env(tmp_path: Path, qwen: FakeQwen, discord_server: FakeDiscord) -> dict[str, str]:
+    """The environment `python -m bot` would read, pointed at the fakes."""
+    return {
+        "DISCORD_TOKEN": discord_server.token,
+        "DASHSCOPE_API_KEY": qwen.api_key,
+        "DASHSCOPE_BASE_URL": qwen.base_url,
+        "DASHSCOPE_RESULT_HOSTS": "127.0.0.1",
+        "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
+        "DISCORD_API_BASE_URL": discord_server.api_base_url,
+        "DISCORD_GATEWAY_URL": discord_server.gateway_url,
+        "DEFAULT_LIMITS": "none",
+    }
+
+
+class BotRunner:
+    """Starts and stops the real bot (as `python -m bot` builds it) inside the test's event loop."""
+
+    def __init__(self, env: dict[str, str], discord_server: FakeDiscord) -> None:
+        self.env = env
+        self.discord = discord_server
+        self._running: list[tuple[AbstractAsyncContextManager[QwenImagineBot], QwenImagineBot, asyncio.Task[None]]] = []
+
+    async def start(self, **overrides: str) -> QwenImagineBot:
+        """Start a bot with the base environment plus `overrides`; wait until it is connected."""
+        settings = load_settings({**self.env, **overrides})
+        manager = create_bot(settings)
+        bot = await manager.__aenter__()
+        task = asyncio.create_task(bot.start(settings.discord_token.reveal()))
+        self._running.append((manager, bot, task))
+        ready = asyncio.create_task(bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            ready.cancel()
+            task.result()  # re-raises why the bot stopped
+        if ready not in done:
+            raise TimeoutError("the bot did not become ready")
+        return bot
+
+    async def stop(self) -> None:
+        """Close every bot started, newest first."""
+        while self._running:
+            manager, bot, task = self._running.pop()
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+            await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def bots(bot_env: dict[str, str], discord_server: FakeDiscord) -> AsyncIterator[BotRunner]:
+    """Start bots with `await bots.start()`; they are stopped at the end of the test."""
+    runner = BotRunner(bot_env, discord_server)
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+
+
+@pytest.fixture
+async def bot(bots: BotRunner, world: World) -> QwenImagineBot:
+    """One running bot in the standard world."""
+    return await bots.start()
+
+
+async def imagine(
+    discord_server: FakeDiscord, member: FakeMember, channel: FakeChannel, prompt: str = "a red fox", **options: Any
+) -> FakeInteraction:
+    """Invoke /imagine as `member` in `channel`."""
+    attachment_size_limit = options.pop("attachment_size_limit", None)
+    extra = {"attachment_size_limit": attachment_size_limit} if attachment_size_limit else {}
+    return await discord_server.invoke_command(member, channel, "imagine", {"prompt": prompt, **options}, **extra)
