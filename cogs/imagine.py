@@ -91,6 +91,7 @@ class ImagineCog(commands.Cog):
         )
         if message is not None:
             await self.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
+        self.bot.dispatch("generation_delivered", generation_id)
 
 
 async def setup(bot: QwenImagineBot) -> None:

@@ -40,6 +40,7 @@ class LimitsCog(commands.Cog):
         name="limits",
         description="See and change this server's image limits",
         guild_only=True,
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
         default_permissions=MANAGE_GUILD,
     )
 
@@ -171,8 +172,10 @@ def limits_embed(rows: tuple[LimitRow, ...], blocked: tuple[int, ...]) -> discor
 
 
 def _limit_line(row: LimitRow) -> str:
-    origin = "default" if row.is_default else (
-        f"this server's own; default {row.default.max_count}" if row.default else "this server's own; no default"
+    origin = (
+        "default"
+        if row.is_default
+        else (f"this server's own; default {row.default.max_count}" if row.default else "this server's own; no default")
     )
     if row.server_use is not None:
         use = f"{row.server_use} used"

@@ -85,15 +85,45 @@ class BotRunner:
         self.env = env
         self.discord = discord_server
         self._running: list[tuple[AbstractAsyncContextManager[QwenImagineBot], QwenImagineBot, asyncio.Task[None]]] = []
+        self.delivered: list[int] = []
+        self._delivery = asyncio.Condition()
+        self.guilds_seen: set[int] = set()
+        self._guilds = asyncio.Condition()
+
+    async def _on_guild(self, guild: discord.Guild) -> None:
+        async with self._guilds:
+            self.guilds_seen.add(guild.id)
+            self._guilds.notify_all()
+
+    async def wait_guilds(self, *guild_ids: int, timeout: float = 15) -> None:
+        """Wait until the bot has received (and cached) these guilds."""
+        async with asyncio.timeout(timeout), self._guilds:
+            await self._guilds.wait_for(lambda: self.guilds_seen.issuperset(guild_ids))
+
+    async def _on_generation_delivered(self, generation_id: int) -> None:
+        async with self._delivery:
+            self.delivered.append(generation_id)
+            self._delivery.notify_all()
+
+    async def wait_delivered(self, count: int, timeout: float = 30) -> None:
+        """Wait until `count` results have been delivered and their message ids stored."""
+        async with asyncio.timeout(timeout), self._delivery:
+            await self._delivery.wait_for(lambda: len(self.delivered) >= count)
 
     async def start(self, **overrides: str) -> QwenImagineBot:
         """Start a bot with the base environment plus `overrides`; wait until it is connected."""
         settings = load_settings({**self.env, **overrides})
         manager = create_bot(settings)
         bot = await manager.__aenter__()
+        bot.add_listener(self._on_generation_delivered, "on_generation_delivered")
+        bot.add_listener(self._on_guild, "on_guild_available")
+        bot.add_listener(self._on_guild, "on_guild_join")
+        self.guilds_seen.clear()
         task = asyncio.create_task(bot.start(settings.discord_token.reveal()))
         self._running.append((manager, bot, task))
-        ready = asyncio.create_task(bot.wait_until_ready())
+        # Every guild cached is enough: discord.py holds READY back two seconds for late GUILD_CREATEs.
+        guild_ids = list(self.discord.world.guilds)
+        ready = asyncio.create_task(self.wait_guilds(*guild_ids) if guild_ids else bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             ready.cancel()

@@ -10,7 +10,7 @@ import pytest
 from bot.client import QwenImagineBot
 from bot.download import read_png_header
 from bot.qwen import MAX_SEED
-from tests.conftest import World, imagine
+from tests.conftest import BotRunner, World, imagine
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.qwen import FakeQwen, make_png
 
@@ -55,11 +55,17 @@ async def test_synced_command_schema(discord_server: FakeDiscord, bot: QwenImagi
 
 
 async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
 ) -> None:
     interaction = await imagine(
-        discord_server, world.alice, world.channel, "a lighthouse at dusk, oil painting",
-        size="1664*928", negative_prompt="blurry, text", seed=1234, enhance=False,
+        discord_server,
+        world.alice,
+        world.channel,
+        "a lighthouse at dusk, oil painting",
+        size="1664*928",
+        negative_prompt="blurry, text",
+        seed=1234,
+        enhance=False,
     )
     ack = await interaction.wait_ack()
     assert ack.type == DEFERRED_CHANNEL_MESSAGE and not ack.ephemeral
@@ -69,8 +75,13 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
     assert request.body == {
         "model": "qwen-image-plus",
         "input": {"messages": [{"role": "user", "content": [{"text": "a lighthouse at dusk, oil painting"}]}]},
-        "parameters": {"size": "1664*928", "seed": 1234, "prompt_extend": False, "watermark": False,
-                       "negative_prompt": "blurry, text"},
+        "parameters": {
+            "size": "1664*928",
+            "seed": 1234,
+            "prompt_extend": False,
+            "watermark": False,
+            "negative_prompt": "blurry, text",
+        },
     }
     [attachment] = message.attachments
     assert attachment.filename == "qwen-image-1234.png"
@@ -90,6 +101,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
     assert not message.ephemeral
     assert message.allowed_mentions == {"parse": []}
 
+    await bots.wait_delivered(1)
     [row] = usage_rows(bot)
     assert row["status"] == "succeeded"
     assert (row["guild_id"], row["channel_id"], row["member_id"]) == (world.guild.id, world.channel.id, world.alice.id)
@@ -155,13 +167,24 @@ async def test_a_long_prompt_full_of_markdown_and_mentions_stays_within_limits_a
         (429, "Throttling.RateQuota", "Requests rate limit exceeded.", "busy right now"),
         (500, "InternalError", "An internal error has occured.", "had a problem"),
         (401, "InvalidApiKey", "Invalid API-key provided.", "tell a server moderator"),
-        (400, "Arrearage", "Access denied, please make sure your account is in good standing.",
-         "tell a server moderator"),
+        (
+            400,
+            "Arrearage",
+            "Access denied, please make sure your account is in good standing.",
+            "tell a server moderator",
+        ),
     ],
 )
 async def test_api_failures_end_in_a_specific_friendly_message(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot,
-    caplog: pytest.LogCaptureFixture, status: int, code: str, api_message: str, says: str,
+    discord_server: FakeDiscord,
+    qwen: FakeQwen,
+    world: World,
+    bot: QwenImagineBot,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: str,
+    api_message: str,
+    says: str,
 ) -> None:
     qwen.fail_next(status, code, api_message, times=10, headers={"Retry-After": "0"})
     message = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
@@ -219,7 +242,7 @@ async def test_downloads_that_are_not_a_safe_png_are_refused(
 
 
 async def test_an_expired_token_falls_back_to_a_channel_post(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
 ) -> None:
     qwen.hold()
     interaction = await imagine(discord_server, world.alice, world.channel, seed=9)
@@ -239,6 +262,7 @@ async def test_an_expired_token_falls_back_to_a_channel_post(
     assert post.pinged_user_ids() == {world.alice.id}
     assert not post.pings_everyone()
     assert any(code == 50027 for _, code, _ in interaction.errors)
+    await bots.wait_delivered(1)
     assert usage_rows(bot)[0]["message_id"] == post.id
 
 

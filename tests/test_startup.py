@@ -22,8 +22,13 @@ def clean_env(**values: str) -> dict[str, str]:
 
 async def run_bot_process(env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -62,8 +67,13 @@ async def test_secrets_stay_out_of_the_log_even_at_debug(
 ) -> None:
     env = clean_env(**bot_env, LOG_LEVEL="DEBUG")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await discord_server.wait_ready(timeout=30)

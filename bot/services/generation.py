@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.db import GenerationRepository, NewGeneration, Status
+from bot.db import GenerationRepository, NewGeneration
 from bot.download import ImageDownloader, PngImage
 from bot.errors import InvalidRequest, QwenImagineError
 from bot.qwen import (

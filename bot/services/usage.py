@@ -21,8 +21,23 @@ PRICES_USD = {
     "cn": {"qwen-image-plus": 0.028671, "qwen-image": 0.035},
 }
 CSV_COLUMNS = (
-    "id", "requested_at", "started_at", "finished_at", "member_id", "channel_id", "status", "error_code", "model",
-    "size", "seed", "prompt_extend", "prompt", "negative_prompt", "request_id", "image_bytes", "parent_id",
+    "id",
+    "requested_at",
+    "started_at",
+    "finished_at",
+    "member_id",
+    "channel_id",
+    "status",
+    "error_code",
+    "model",
+    "size",
+    "seed",
+    "prompt_extend",
+    "prompt",
+    "negative_prompt",
+    "request_id",
+    "image_bytes",
+    "parent_id",
 )
 
 
@@ -119,9 +134,21 @@ class UsageService:
 
 def _csv_row(record: GenerationRecord) -> list[object]:
     return [
-        record.id, iso(record.requested_at), iso(record.started_at), iso(record.finished_at), record.member_id,
-        record.channel_id, record.status.value, record.error_code or "", record.model, record.size, record.seed,
-        int(record.prompt_extend), spreadsheet_safe(record.prompt), spreadsheet_safe(record.negative_prompt),
-        record.request_id or "", record.image_bytes if record.image_bytes is not None else "",
+        record.id,
+        iso(record.requested_at),
+        iso(record.started_at),
+        iso(record.finished_at),
+        record.member_id,
+        record.channel_id,
+        record.status.value,
+        record.error_code or "",
+        record.model,
+        record.size,
+        record.seed,
+        int(record.prompt_extend),
+        spreadsheet_safe(record.prompt),
+        spreadsheet_safe(record.negative_prompt),
+        record.request_id or "",
+        record.image_bytes if record.image_bytes is not None else "",
         record.parent_id or "",
     ]
