@@ -12,7 +12,7 @@ import aiohttp
 import discord
 import yarl
 
-from bot.client import QwenImagineBot, Services
+from bot.client import QwenImagineBot
 from bot.db import (
     Database,
     SqliteGenerationRepository,
@@ -22,6 +22,7 @@ from bot.db import (
 )
 from bot.download import HostPolicy, ImageDownloader
 from bot.qwen import QwenImageClient, RetryPolicy
+from bot.services import Services
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.usage import UsageService

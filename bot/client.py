@@ -5,72 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import MetaRepository
-from bot.errors import QwenImagineError
-from bot.presentation import failure_text
-from bot.replies import reply
-from bot.services.generation import GenerationService
-from bot.services.limits import LimitsService
-from bot.services.usage import UsageService
+from bot.services import Services
 from bot.settings import Settings
+from bot.ui.failures import report_error
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.limits")
+EXTENSIONS = ("cogs.imagine", "cogs.limits", "cogs.remix")
 #: Send Messages, Embed Links, Attach Files.
 INVITE_PERMISSIONS = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
 INVITE_SCOPES = ("bot", "applications.commands")
 SYNC_HASH_KEY = "command_sync_hash"
-GENERIC_FAILURE = "Something went wrong on the bot's side. Please try again; if it keeps happening, tell a moderator."
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the cogs need, built once in `bot.app` and handed to the client."""
-
-    generation: GenerationService
-    limits: LimitsService
-    usage: UsageService
-    meta: MetaRepository
 
 
 class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):
-    """The command tree: its error handler is the one place errors become messages."""
+    """The command tree; its errors go to the one translator in `bot.ui.failures`."""
 
     async def on_error(
         self, interaction: discord.Interaction[QwenImagineBot], error: app_commands.AppCommandError
     ) -> None:
-        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        if isinstance(original, QwenImagineError):
-            message = original.user_message
-        elif isinstance(original, app_commands.NoPrivateMessage):
-            message = "This command works in servers only."
-        elif isinstance(original, app_commands.MissingPermissions):
-            message = "You need the Manage Server permission to do that."
-        elif isinstance(original, app_commands.CheckFailure):
-            message = "You can't use this command here."
-        elif isinstance(original, app_commands.TransformerError):
-            message = f"That value isn't valid: {original.value!r}."
-        else:
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("unexpected error in /%s", command, exc_info=original)
-            message = GENERIC_FAILURE
-        await answer_error(interaction, message)
-
-
-async def answer_error(interaction: discord.Interaction[Any], message: str) -> None:
-    """Tell the member what went wrong: privately if nothing was sent yet, never raising."""
-    try:
-        await reply(interaction, content=failure_text(message), ephemeral=True)
-    except discord.HTTPException as exc:
-        log.warning("could not deliver an error message for interaction %s: %s", interaction.id, exc)
+        await report_error(interaction, error)
 
 
 class QwenImagineBot(commands.Bot):

@@ -108,3 +108,12 @@ class NotAllowed(QwenImagineError):
 
     def __init__(self, user_message: str) -> None:
         super().__init__(user_message, user_message=user_message)
+
+
+class GenerationUnavailable(QwenImagineError):
+    """A result's stored parameters are gone (retention) or were never recorded."""
+
+    code = "GenerationUnavailable"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)

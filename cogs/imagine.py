@@ -10,12 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import QwenImagineBot
-from bot.presentation import result_embed, result_file
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
-from bot.replies import reply
-from bot.services.generation import GenerationService
-from bot.services.limits import LimitsService
+from bot.services import Services
 from bot.sizes import ImageSize
+from bot.ui.results import generate_and_deliver
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +49,10 @@ def build_imagine_command(sizes: tuple[ImageSize, ...], handler: ImagineHandler)
 class ImagineCog(commands.Cog):
     """The /imagine command."""
 
-    def __init__(self, bot: QwenImagineBot, generation: GenerationService, limits: LimitsService) -> None:
+    def __init__(self, bot: QwenImagineBot, services: Services) -> None:
         self.bot = bot
-        self.generation = generation
-        self.limits = limits
-        self.command = build_imagine_command(generation.sizes, self.imagine)
+        self.services = services
+        self.command = build_imagine_command(services.generation.sizes, self.imagine)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.command)
@@ -72,8 +69,8 @@ class ImagineCog(commands.Cog):
         seed: int | None,
         enhance: bool,
     ) -> None:
-        """Validate and admit the request (a denial is a private reply), acknowledge publicly, generate, upload."""
-        request = self.generation.build_request(
+        """Validate the options, then admit, acknowledge, generate and post."""
+        request = self.services.generation.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             member_id=interaction.user.id,
@@ -83,17 +80,9 @@ class ImagineCog(commands.Cog):
             seed=seed,
             prompt_extend=enhance,
         )
-        generation_id = await self.limits.admit(request)
-        await interaction.response.defer(thinking=True)
-        result = await self.generation.run(generation_id, request, max_bytes=interaction.filesize_limit)
-        message = await reply(
-            interaction, embed=result_embed(result, interaction.user), file=lambda: result_file(result)
-        )
-        if message is not None:
-            await self.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
-        self.bot.dispatch("generation_delivered", generation_id)
+        await generate_and_deliver(interaction, self.services, request)
 
 
 async def setup(bot: QwenImagineBot) -> None:
-    """Load the cog with the bot's generation and limits services."""
-    await bot.add_cog(ImagineCog(bot, bot.services.generation, bot.services.limits))
+    """Load the cog with the bot's services."""
+    await bot.add_cog(ImagineCog(bot, bot.services))

@@ -14,10 +14,10 @@ from discord.ext import commands, tasks
 from bot.client import QwenImagineBot
 from bot.db.records import WindowUse
 from bot.limits import MAX_LIMIT, Scope, Window
-from bot.presentation import EMBED_COLOUR
-from bot.replies import NO_MENTIONS
 from bot.services.limits import LimitRow, LimitsService, discord_time
 from bot.services.usage import Period, UsageReport, UsageService
+from bot.ui.presentation import EMBED_COLOUR
+from bot.ui.replies import NO_MENTIONS
 
 log = logging.getLogger(__name__)
 

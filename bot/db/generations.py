@@ -84,6 +84,27 @@ class SqliteGenerationRepository:
             row = await cursor.fetchone()
         return record_from_row(row) if row else None
 
+    async def find_by_message(self, message_id: int) -> GenerationRecord | None:
+        async with self._db.connection.execute(
+            f"SELECT {COLUMNS} FROM generations WHERE message_id = ?", (message_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return record_from_row(row) if row else None
+
+    async def ancestors(self, generation_id: int, *, limit: int = 10) -> list[GenerationRecord]:
+        async with self._db.connection.execute(
+            f"WITH RECURSIVE chain(id, depth) AS ("
+            f" SELECT parent_id, 1 FROM generations WHERE id = ? AND parent_id IS NOT NULL"
+            f" UNION ALL SELECT g.parent_id, c.depth + 1 FROM generations g JOIN chain c ON g.id = c.id"
+            f" WHERE g.parent_id IS NOT NULL AND c.depth < ?)"
+            f" SELECT {COLUMNS} FROM generations JOIN chain USING (id) ORDER BY chain.depth",
+            (generation_id, limit),
+        ) as cursor:
+            return [record_from_row(row) for row in await cursor.fetchall()]
+
+    async def clear_message(self, generation_id: int) -> None:
+        await self._update(generation_id, "message_id = NULL")
+
     async def _update(self, generation_id: int, assignments: str, *values: Any) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))

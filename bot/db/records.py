@@ -84,6 +84,15 @@ class GenerationRepository(Protocol):
     async def get(self, generation_id: int) -> GenerationRecord | None:
         """One row, or None if it does not exist."""
 
+    async def find_by_message(self, message_id: int) -> GenerationRecord | None:
+        """The generation whose result is message `message_id`."""
+
+    async def ancestors(self, generation_id: int, *, limit: int = 10) -> list[GenerationRecord]:
+        """The parent, grandparent, ... of a generation, nearest first."""
+
+    async def clear_message(self, generation_id: int) -> None:
+        """Forget the result message (it was deleted)."""
+
 
 class MetaRepository(Protocol):
     """Small key/value facts about this installation."""

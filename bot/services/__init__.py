@@ -1,0 +1,20 @@
+"""Services: plain async classes that decide; cogs call them, they call repositories and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.db import MetaRepository
+from bot.services.generation import GenerationService
+from bot.services.limits import LimitsService
+from bot.services.usage import UsageService
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the cogs need, built once in `bot.app` and handed to the client."""
+
+    generation: GenerationService
+    limits: LimitsService
+    usage: UsageService
+    meta: MetaRepository

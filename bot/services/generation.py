@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.db import GenerationRepository, NewGeneration
+from bot.db import GenerationRecord, GenerationRepository, NewGeneration
 from bot.download import ImageDownloader, PngImage
-from bot.errors import InvalidRequest, QwenImagineError
+from bot.errors import GenerationUnavailable, InvalidRequest, QwenImagineError
 from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
@@ -22,6 +22,8 @@ from bot.qwen import (
 from bot.sizes import ImageSize, find_size
 
 log = logging.getLogger(__name__)
+
+MISSING_RECORD = "I can't find this image's details anymore."
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class GenerationService:
         seed: int | None = None,
         prompt_extend: bool = True,
         parent_id: int | None = None,
+        model: str | None = None,
     ) -> GenerationRequest:
         """Validate what a member typed; draw a seed when none is given so every image can be reproduced."""
         prompt = prompt.strip()
@@ -122,7 +125,7 @@ class GenerationService:
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         params = GenerationParams(
-            model=self._model,
+            model=model or self._model,
             prompt=prompt,
             negative_prompt=negative,
             size=chosen.value,
@@ -175,3 +178,31 @@ class GenerationService:
     async def remember_message(self, generation_id: int, *, channel_id: int, message_id: int) -> None:
         """Record where the result was posted (channel and message ids, never attachment URLs)."""
         await self._generations.set_message(generation_id, channel_id=channel_id, message_id=message_id)
+
+    async def record(self, generation_id: int) -> GenerationRecord | None:
+        """A stored generation, if its row still exists."""
+        return await self._generations.get(generation_id)
+
+    async def reusable(self, generation_id: int) -> GenerationRecord:
+        """A stored generation whose parameters can still be reused, or GenerationUnavailable."""
+        record = await self._generations.get(generation_id)
+        if record is None:
+            raise GenerationUnavailable(MISSING_RECORD)
+        if record.prompt is None:
+            raise GenerationUnavailable(
+                "This image is older than the server's retention period: its prompt has been deleted, "
+                "so it can't be remixed or rerolled."
+            )
+        return record
+
+    async def find_by_message(self, message_id: int) -> GenerationRecord | None:
+        """The generation posted as message `message_id`, if any."""
+        return await self._generations.find_by_message(message_id)
+
+    async def lineage(self, generation_id: int) -> list[GenerationRecord]:
+        """The images this one was remixed from, nearest first."""
+        return await self._generations.ancestors(generation_id)
+
+    async def forget_message(self, generation_id: int) -> None:
+        """The result message was deleted."""
+        await self._generations.clear_message(generation_id)

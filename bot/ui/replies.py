@@ -27,6 +27,7 @@ async def reply(
     content: str | None = None,
     embed: discord.Embed | None = None,
     file: Callable[[], discord.File] | None = None,
+    view: discord.ui.View | None = None,
     ephemeral: bool = False,
 ) -> discord.Message | None:
     """Send a message answering `interaction` and return it (None if it could not be delivered).
@@ -41,6 +42,7 @@ async def reply(
                 content=content,
                 embed=embed or discord.utils.MISSING,
                 files=files,
+                view=view or discord.utils.MISSING,
                 ephemeral=ephemeral,
                 allowed_mentions=NO_MENTIONS,
             )
@@ -50,6 +52,7 @@ async def reply(
             content=content or discord.utils.MISSING,
             embed=embed or discord.utils.MISSING,
             files=files,
+            view=view or discord.utils.MISSING,
             ephemeral=ephemeral,
             allowed_mentions=NO_MENTIONS,
             wait=True,
@@ -60,7 +63,7 @@ async def reply(
         log.info("interaction %s expired (code %s); posting to its channel", interaction.id, error.code)
     if ephemeral:
         return None  # a private answer has nowhere public to go
-    return await post_to_channel(interaction, content=content, embed=embed, file=file)
+    return await post_to_channel(interaction, content=content, embed=embed, file=file, view=view)
 
 
 async def post_to_channel(
@@ -69,6 +72,7 @@ async def post_to_channel(
     content: str | None,
     embed: discord.Embed | None,
     file: Callable[[], discord.File] | None,
+    view: discord.ui.View | None = None,
 ) -> discord.Message | None:
     """Post in the interaction's channel instead, mentioning (and pinging) only the requester."""
     channel = interaction.channel
@@ -81,6 +85,7 @@ async def post_to_channel(
             content=text,
             embed=embed or discord.utils.MISSING,
             files=[file()] if file else discord.utils.MISSING,
+            view=view or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[interaction.user]),
         )
     except discord.HTTPException as error:

@@ -1,0 +1,1 @@
+"""The Discord-facing layer shared by the cogs: messages, views, replies, error reports."""
