@@ -83,26 +83,39 @@ class RemixModal(discord.ui.Modal):
         self.record = record
         sizes = services.generation.sizes
         self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label="Prompt", style=discord.TextStyle.paragraph, default=record.prompt, max_length=PROMPT_LIMIT
+            label="Prompt",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            default=record.prompt,
+            max_length=PROMPT_LIMIT,
         )
         self.negative_prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
             label="Negative prompt",
+            custom_id="negative_prompt",
             style=discord.TextStyle.paragraph,
             default=record.negative_prompt or None,
             max_length=NEGATIVE_PROMPT_LIMIT,
             required=False,
         )
         self.seed: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label="Seed (empty for a random one)", default=str(record.seed), max_length=10, required=False
+            label="Seed (empty for a random one)",
+            custom_id="seed",
+            default=str(record.seed),
+            max_length=10,
+            required=False,
         )
         self.size: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
             label="Size (width*height)",
+            custom_id="size",
             default=record.size,
             max_length=40,
             placeholder=", ".join(s.value for s in sizes)[:100],
         )
         self.enhance: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
-            label="Prompt rewriting (on or off)", default="on" if record.prompt_extend else "off", max_length=5
+            label="Prompt rewriting (on or off)",
+            custom_id="enhance",
+            default="on" if record.prompt_extend else "off",
+            max_length=5,
         )
         for field in (self.prompt, self.negative_prompt, self.seed, self.size, self.enhance):
             self.add_item(field)

@@ -85,9 +85,7 @@ def details_embed(record: GenerationRecord, lineage: list[GenerationRecord]) -> 
         description = "*The prompt was deleted after the server's retention period.*"
     else:
         command = clip(imagine_command_line(record), 1900)
-        description = (
-            f"**Prompt**\n{user_text(record.prompt, 1800)}\n\n**Reproduce with**\n```\n{command}\n```"
-        )
+        description = f"**Prompt**\n{user_text(record.prompt, 1800)}\n\n**Reproduce with**\n```\n{command}\n```"
     embed = discord.Embed(title=f"Image #{record.id}", description=description, colour=EMBED_COLOUR)
     if record.negative_prompt:
         embed.add_field(name="Negative prompt", value=user_text(record.negative_prompt, FIELD_LIMIT), inline=False)
