@@ -20,11 +20,13 @@ from bot.db import (
     SqliteMetaRepository,
     SqliteUsageRepository,
 )
+from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services import Services
-from bot.services.generation import GenerationService
+from bot.services.generation import GenerationResult, GenerationService
 from bot.services.limits import LimitsService
+from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
 from bot.settings import Settings
 
@@ -46,13 +48,16 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await Database.open(settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
+            scheduler: Scheduler[GenerationResult] = Scheduler(
+                max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
+            )
             generation = GenerationService(
                 QwenImageClient(
                     session,
                     base_url=settings.dashscope_base_url,
                     api_key=settings.dashscope_api_key,
                     timeout=settings.request_timeout,
-                    concurrency=settings.max_concurrency,
+                    pacer=scheduler,
                     retry=RetryPolicy(max_retries=settings.max_retries),
                 ),
                 ImageDownloader(session, HostPolicy(settings.result_hosts)),
@@ -63,12 +68,17 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             )
             services = Services(
                 generation=generation,
-                limits=LimitsService(SqliteLimitsRepository(database), settings.default_limits),
+                limits=LimitsService(
+                    SqliteLimitsRepository(database),
+                    settings.default_limits,
+                    caps=QueueCaps(settings.max_jobs_per_member, settings.max_jobs_per_guild),
+                ),
                 usage=UsageService(
                     SqliteUsageRepository(database),
                     region=settings.dashscope_region,
                     retention_days=settings.usage_retention_days,
                 ),
+                scheduler=scheduler,
                 meta=SqliteMetaRepository(database),
             )
             async with QwenImagineBot(settings, services) as bot:

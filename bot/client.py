@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ from discord.ext import commands
 from bot.services import Services
 from bot.settings import Settings
 from bot.ui.failures import report_error
+from bot.ui.recovery import resume_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,31 @@ class QwenImagineBot(commands.Bot):
         )
         self.settings = settings
         self.services = services
+        self._background: set[asyncio.Task[None]] = set()
+        self._draining = False
 
     async def setup_hook(self) -> None:
+        self.services.scheduler.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands_if_changed()
         log.info("invite the bot with %s", self.invite_url())
+        # REST is enough to post in a channel, so resuming need not wait for the gateway.
+        task = asyncio.create_task(resume_unfinished(self, self.services), name="resume-unfinished")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Drain first: no new jobs, running ones get the grace period, the rest are kept for the next start."""
+        if not self._draining:
+            self._draining = True
+            interrupted = await self.services.scheduler.stop(self.settings.shutdown_grace_seconds)
+            if interrupted:
+                await self.services.generation.requeue([job.generation_id for job in interrupted])
+                log.info("kept %d unfinished generations for the next start", len(interrupted))
+            for task in self._background:
+                task.cancel()
+        await super().close()
 
     def invite_url(self) -> str:
         """The OAuth2 URL that adds the bot to a server with the permissions it needs."""

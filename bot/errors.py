@@ -117,3 +117,20 @@ class GenerationUnavailable(QwenImagineError):
 
     def __init__(self, user_message: str) -> None:
         super().__init__(user_message, user_message=user_message)
+
+
+class Restarting(QwenImagineError):
+    """The bot is shutting down and takes no new work."""
+
+    code = "Restarting"
+    user_message = "The bot is restarting right now. Please try again in a minute."
+
+
+class Interrupted(QwenImagineError):
+    """A job could not finish before the bot shut down; it is saved and resumes at the next start."""
+
+    code = "Interrupted"
+    user_message = (
+        "The bot is restarting before your image could be made. It's saved, and will be posted in this "
+        "channel when the bot is back."
+    )

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import aiohttp
 
@@ -84,6 +84,32 @@ def build_sync_body(params: GenerationParams) -> dict[str, Any]:
     }
 
 
+class Pacer(Protocol):
+    """Paces submissions to the API and hears how they went (the scheduler is one)."""
+
+    async def before_submit(self) -> None:
+        """Wait until a submission is allowed."""
+
+    def throttled(self) -> None:
+        """The API answered 429."""
+
+    def succeeded(self) -> None:
+        """The API answered with an image."""
+
+
+class Unpaced:
+    """No pacing: every submission goes at once."""
+
+    async def before_submit(self) -> None:
+        return None
+
+    def throttled(self) -> None:
+        return None
+
+    def succeeded(self) -> None:
+        return None
+
+
 class _Retryable(Exception):
     """Internal: an attempt failed in a way worth another try."""
 
@@ -103,7 +129,7 @@ class QwenImageClient:
         base_url: str,
         api_key: Secret,
         timeout: float = 180.0,
-        concurrency: int = 2,
+        pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -111,7 +137,7 @@ class QwenImageClient:
         self._url = base_url.rstrip("/") + SYNC_PATH
         self._api_key = api_key
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=timeout)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._pacer = pacer or Unpaced()
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -120,10 +146,12 @@ class QwenImageClient:
         attempt = 0
         while True:
             attempt += 1
+            await self._pacer.before_submit()
             try:
-                async with self._slots:
-                    return await self._attempt(params, attempt)
+                image = await self._attempt(params, attempt)
             except _Retryable as failure:
+                if failure.error.status == 429:
+                    self._pacer.throttled()
                 if attempt > self._retry.max_retries:
                     raise failure.error from None
                 delay = self._delay(attempt, failure.retry_after)
@@ -135,6 +163,9 @@ class QwenImageClient:
                     delay,
                 )
                 await self._sleep(delay)
+            else:
+                self._pacer.succeeded()
+                return image
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

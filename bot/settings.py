@@ -67,6 +67,7 @@ class Settings:
     sizes: tuple[ImageSize, ...] = DEFAULT_SIZES  # QWEN_IMAGE_SIZES
     default_size: str = "1328*1328"  # QWEN_IMAGE_DEFAULT_SIZE
     max_concurrency: int = 2  # DASHSCOPE_MAX_CONCURRENCY
+    max_submits_per_second: float = 2.0  # DASHSCOPE_MAX_SUBMITS_PER_SECOND
     max_retries: int = 3  # DASHSCOPE_MAX_RETRIES
     request_timeout: float = 180.0  # DASHSCOPE_TIMEOUT_SECONDS
     database_path: Path = Path("data/qwen-imagine.sqlite3")  # DATABASE_PATH
@@ -76,6 +77,9 @@ class Settings:
     log_level: str = "INFO"  # LOG_LEVEL
     default_limits: tuple[Limit, ...] = ()  # DEFAULT_LIMITS
     usage_retention_days: int = 90  # USAGE_RETENTION_DAYS
+    max_jobs_per_member: int = 3  # MAX_JOBS_PER_MEMBER
+    max_jobs_per_guild: int = 30  # MAX_JOBS_PER_GUILD
+    shutdown_grace_seconds: float = 25.0  # SHUTDOWN_GRACE_SECONDS
 
     @property
     def log_level_number(self) -> int:
@@ -105,6 +109,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         sizes=sizes,
         default_size=default_size,
         max_concurrency=reader.integer("DASHSCOPE_MAX_CONCURRENCY", 2, 1, 64),
+        max_submits_per_second=float(reader.integer("DASHSCOPE_MAX_SUBMITS_PER_SECOND", 2, 1, 1000)),
         max_retries=reader.integer("DASHSCOPE_MAX_RETRIES", 3, 0, 10),
         request_timeout=float(reader.integer("DASHSCOPE_TIMEOUT_SECONDS", 180, 10, 600)),
         database_path=Path(reader.text("DATABASE_PATH", "data/qwen-imagine.sqlite3")),
@@ -116,6 +121,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", normalise=str.upper),
         default_limits=reader.parse("DEFAULT_LIMITS", parse_limits, parse_limits(DEFAULT_LIMITS), _LIMITS_EXPECTED),
         usage_retention_days=reader.integer("USAGE_RETENTION_DAYS", 90, 1, 3650),
+        max_jobs_per_member=reader.integer("MAX_JOBS_PER_MEMBER", 3, 1, 1000),
+        max_jobs_per_guild=reader.integer("MAX_JOBS_PER_GUILD", 30, 1, 100000),
+        shutdown_grace_seconds=float(reader.integer("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600)),
     )
 
 

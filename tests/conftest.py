@@ -35,6 +35,7 @@ async def discord_server() -> AsyncIterator[FakeDiscord]:
     """The fake Discord; discord.py's endpoints are restored afterwards."""
     base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord(token="fake-discord-bot-token") as fake:
+        fake.is_progress = lambda message: message.content.startswith(("⏳", "🎨"))
         yield fake
     discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
@@ -75,6 +76,8 @@ def bot_env(tmp_path: Path, qwen: FakeQwen, discord_server: FakeDiscord) -> dict
         "DISCORD_API_BASE_URL": discord_server.api_base_url,
         "DISCORD_GATEWAY_URL": discord_server.gateway_url,
         "DEFAULT_LIMITS": "none",
+        # The account's real pace (2 a second) is tested on its own; elsewhere it would only slow tests.
+        "DASHSCOPE_MAX_SUBMITS_PER_SECOND": "1000",
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 from bot.client import QwenImagineBot
 from bot.download import read_png_header
 from bot.qwen import MAX_SEED
-from tests.conftest import BotRunner, World, imagine
+from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.qwen import FakeQwen, make_png
 
@@ -69,7 +69,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
     )
     ack = await interaction.wait_ack()
     assert ack.type == DEFERRED_CHANNEL_MESSAGE and not ack.ephemeral
-    message = await interaction.wait_response_message()
+    message = await interaction.wait_answer()
 
     [request] = qwen.generation_requests
     assert request.body == {
@@ -115,7 +115,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
 async def test_a_random_seed_is_drawn_sent_and_shown(
     discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
 ) -> None:
-    message = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
+    message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     [request] = qwen.generation_requests
     seed = request.body["parameters"]["seed"]
     assert isinstance(seed, int) and 0 <= seed <= MAX_SEED
@@ -138,7 +138,7 @@ async def test_the_acknowledgement_comes_before_any_network_work(
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 1)
     assert interaction.followups == []
     qwen.release()
-    assert (await interaction.wait_response_message()).attachments
+    assert (await interaction.wait_answer()).attachments
 
 
 async def test_a_long_prompt_full_of_markdown_and_mentions_stays_within_limits_and_pings_nobody(
@@ -147,7 +147,7 @@ async def test_a_long_prompt_full_of_markdown_and_mentions_stays_within_limits_a
     prompt = ("@everyone <@" + str(world.bob.id) + "> **bold** _it_ `code` ~~s~~ ||x|| > q \\ ")[:100] * 8
     negative = "*_`|~>" * 83  # 498 characters that all need escaping
     interaction = await imagine(discord_server, world.alice, world.channel, prompt[:800], negative_prompt=negative)
-    message = await interaction.wait_response_message()
+    message = await interaction.wait_answer()
     assert discord_server.errors == []
     assert message.attachments
     embed = message.embeds[0]
@@ -187,7 +187,7 @@ async def test_api_failures_end_in_a_specific_friendly_message(
     says: str,
 ) -> None:
     qwen.fail_next(status, code, api_message, times=10, headers={"Retry-After": "0"})
-    message = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
+    message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     assert says in message.content
     assert message.attachments == [] and message.embeds == []
     assert code not in message.content  # details stay in the log
@@ -202,7 +202,7 @@ async def test_throttled_then_successful(
     discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
 ) -> None:
     qwen.fail_next(429, "Throttling.RateQuota", "Requests rate limit exceeded.", times=2, headers={"Retry-After": "0"})
-    message = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
+    message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     assert message.attachments
     assert [r.answered for r in qwen.generation_requests] == [429, 429, 200]
     assert usage_rows(bot)[0]["status"] == "succeeded"
@@ -233,7 +233,7 @@ async def test_downloads_that_are_not_a_safe_png_are_refused(
     else:
         qwen.next_image_url(lambda url: url.replace("http://127.0.0.1", "https://localhost"))
     interaction = await imagine(discord_server, world.alice, world.channel, attachment_size_limit=limit)
-    message = await interaction.wait_response_message()
+    message = await interaction.wait_answer()
     assert says in message.content
     assert message.attachments == []
     [row] = usage_rows(bot)
@@ -272,7 +272,7 @@ async def test_a_blank_prompt_is_refused_privately_and_never_reaches_the_api(
     interaction = await imagine(discord_server, world.alice, world.channel, "   ")
     ack = await interaction.wait_ack()
     assert ack.ephemeral
-    message = await interaction.wait_response_message()
+    message = await interaction.wait_answer()
     assert "can't be empty" in message.content
     assert message.ephemeral
     assert qwen.generation_requests == []
@@ -280,10 +280,14 @@ async def test_a_blank_prompt_is_refused_privately_and_never_reaches_the_api(
 
 
 async def test_fifty_requests_at_once_are_all_delivered_without_upstream_throttling(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner
 ) -> None:
-    interactions = [await imagine(discord_server, world.alice, world.channel, f"fox {i}") for i in range(50)]
-    messages = [await ix.wait_response_message(timeout=60) for ix in interactions]
-    assert all(m.attachments for m in messages)
+    bot = await bots.start(MAX_JOBS_PER_GUILD="50")
+    members = [world.guild.add_member(name=f"member{i}", permissions=MEMBER_PERMISSIONS) for i in range(50)]
+    interactions = [
+        await imagine(discord_server, member, world.channel, f"fox {i}") for i, member in enumerate(members)
+    ]
+    messages = [await ix.wait_answer(timeout=60) for ix in interactions]
+    assert [m.content for m in messages if not m.attachments] == []
     assert qwen.throttled == 0 and qwen.max_in_flight <= 2
     assert all(r["status"] == "succeeded" for r in usage_rows(bot))

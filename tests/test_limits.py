@@ -54,7 +54,7 @@ def insert_past(
 async def outcome(interaction: FakeInteraction) -> tuple[bool, str]:
     """(admitted, text): admitted requests are deferred publicly; denials are ephemeral replies."""
     ack = await interaction.wait_ack()
-    message = await interaction.wait_response_message(timeout=30)
+    message = await interaction.wait_answer(timeout=30)
     if ack.type == DEFERRED and not ack.ephemeral:
         return True, message.content
     assert message.ephemeral
@@ -116,7 +116,7 @@ async def test_failed_generations_are_not_counted(
 ) -> None:
     qwen.fail_next(400, "DataInspectionFailed", "Input data may contain inappropriate content.", times=3)
     for _ in range(3):
-        message = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
+        message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
         assert "content filter" in message.content
     assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
     assert statuses(limited) == ["failed", "failed", "failed", "succeeded"]
@@ -141,7 +141,7 @@ async def test_blocked_members_and_zero_limits(
         await discord_server.invoke_command(
             world.moderator, world.channel, "limits", {"member": world.alice}, subcommand="block"
         )
-    ).wait_response_message()
+    ).wait_answer()
     assert reply.ephemeral and "can no longer generate" in reply.content
     admitted, text = await outcome(await imagine(discord_server, world.alice, world.channel))
     assert not admitted and "paused image generation for you" in text
@@ -149,14 +149,14 @@ async def test_blocked_members_and_zero_limits(
         await discord_server.invoke_command(
             world.moderator, world.channel, "limits", {"member": world.alice}, subcommand="unblock"
         )
-    ).wait_response_message()
+    ).wait_answer()
     assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
 
     await (
         await discord_server.invoke_command(
             world.moderator, world.channel, "limits", {"scope": "server", "window": "week", "max": 0}, subcommand="set"
         )
-    ).wait_response_message()
+    ).wait_answer()
     admitted, text = await outcome(await imagine(discord_server, world.bob, world.channel))
     assert not admitted and "turned off in this server" in text
 
@@ -168,7 +168,7 @@ async def test_moderators_set_show_and_reset_limits(
         ix = await discord_server.invoke_command(
             world.moderator, world.channel, "limits", options, subcommand=subcommand
         )
-        message = await ix.wait_response_message()
+        message = await ix.wait_answer()
         assert message.ephemeral
         return message.content + "".join(e.get("description", "") for e in message.embeds)
 
@@ -207,7 +207,7 @@ async def test_a_member_without_manage_server_is_refused_in_code(
     # default_permissions only hides commands; an admin can widen who sees them, so the bot checks again.
     options = {k: (world.bob if v == "bob" else v) for k, v in options.items()}
     ix = await discord_server.invoke_command(world.alice, world.channel, command, options, subcommand=subcommand)
-    message = await ix.wait_response_message()
+    message = await ix.wait_answer()
     assert message.ephemeral
     assert "Manage Server" in message.content
     assert statuses(limited) == []
@@ -237,17 +237,13 @@ async def test_quota_shows_what_is_left_and_when_it_frees(
     discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
 ) -> None:
     insert_past(limited, world, world.alice, [30 * 60])
-    message = await (
-        await discord_server.invoke_command(world.alice, world.channel, "quota", {})
-    ).wait_response_message()
+    message = await (await discord_server.invoke_command(world.alice, world.channel, "quota", {})).wait_answer()
     assert message.ephemeral
     text = message.embeds[0]["description"]
     assert "**1 of 2** left this hour (you): one more frees up <t:" in text
     assert "**3 of 4** left this day (the whole server)" in text
     insert_past(limited, world, world.alice, [10 * 60])
-    message = await (
-        await discord_server.invoke_command(world.alice, world.channel, "quota", {})
-    ).wait_response_message()
+    message = await (await discord_server.invoke_command(world.alice, world.channel, "quota", {})).wait_answer()
     assert "**0 of 2** left this hour (you): next image allowed <t:" in message.embeds[0]["description"]
 
 
@@ -262,7 +258,7 @@ async def test_usage_report_and_csv_export(
     ix = await discord_server.invoke_command(
         world.moderator, world.channel, "usage", {"period": "week", "export": True}
     )
-    message = await ix.wait_response_message()
+    message = await ix.wait_answer()
     assert message.ephemeral
     fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
     assert (fields["Images"], fields["Failures"], fields["Denied"]) == ("2", "1", "1")
@@ -293,7 +289,7 @@ async def test_limits_and_usage_survive_a_restart(
         await discord_server.invoke_command(
             world.moderator, world.channel, "limits", {"scope": "member", "window": "hour", "max": 1}, subcommand="set"
         )
-    ).wait_response_message()
+    ).wait_answer()
     assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
     await bots.stop()
     await bots.start(DEFAULT_LIMITS="member/hour=5")
@@ -301,7 +297,7 @@ async def test_limits_and_usage_survive_a_restart(
     admitted, text = await outcome(await imagine(discord_server, world.alice, world.channel))
     assert not admitted and "1 image per member per hour" in text
     ix = await discord_server.invoke_command(world.moderator, world.channel, "usage", {"period": "day"})
-    fields = {f["name"]: f["value"] for f in (await ix.wait_response_message()).embeds[0]["fields"]}
+    fields = {f["name"]: f["value"] for f in (await ix.wait_answer()).embeds[0]["fields"]}
     assert (fields["Images"], fields["Denied"]) == ("1", "1")
 
 

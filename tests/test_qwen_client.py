@@ -164,7 +164,7 @@ async def test_throttled_then_successful(session: aiohttp.ClientSession, qwen: F
 async def test_account_concurrency_limit_answers_429(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
     qwen.hold()
     api = QwenImageClient(
-        session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), concurrency=3, retry=RetryPolicy(max_retries=0)
+        session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), retry=RetryPolicy(max_retries=0)
     )
     tasks = [asyncio.create_task(api.generate(PARAMS)) for _ in range(3)]
     await qwen.wait_for(lambda: qwen.throttled == 1)
@@ -172,14 +172,6 @@ async def test_account_concurrency_limit_answers_429(session: aiohttp.ClientSess
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert sum(isinstance(r, ServiceBusy) for r in results) == 1
     assert qwen.max_in_flight == 2
-
-
-async def test_client_never_exceeds_its_concurrency(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
-    api = QwenImageClient(session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), concurrency=2)
-    qwen.latency = 0.01
-    await asyncio.gather(*(api.generate(PARAMS) for _ in range(8)))
-    assert qwen.max_in_flight == 2
-    assert qwen.throttled == 0
 
 
 async def test_success_status_with_code_is_a_failure(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:

@@ -47,9 +47,7 @@ def parameters(request: RecordedRequest) -> dict[str, Any]:
 async def original(discord_server: FakeDiscord, world: World, bots: BotRunner, **options: Any) -> FakeMessage:
     """Alice's result to remix."""
     options = {"negative_prompt": "fog", "size": "928*1664", "seed": 77, "enhance": False, **options}
-    message = await (
-        await imagine(discord_server, world.alice, world.channel, "a koi pond", **options)
-    ).wait_response_message()
+    message = await (await imagine(discord_server, world.alice, world.channel, "a koi pond", **options)).wait_answer()
     await bots.wait_delivered(len(bots.delivered) + 1)
     return message
 
@@ -78,7 +76,7 @@ async def test_reroll_keeps_everything_but_the_seed_and_credits_the_creator(
     interaction = await click(discord_server, world.bob, first, "Reroll")
     ack = await interaction.wait_ack()
     assert ack.type == DEFERRED_CHANNEL_MESSAGE and not ack.ephemeral
-    second = await interaction.wait_response_message()
+    second = await interaction.wait_answer()
     assert second.id != first.id and second.attachments
     before, after = (parameters(r) for r in qwen.generation_requests)
     assert after["seed"] != before["seed"]
@@ -109,7 +107,7 @@ async def test_remix_opens_a_prefilled_form_and_keeps_the_seed(
         "enhance": "off",
     }
     submitted = await discord_server.submit_modal(world.bob, opened, {"prompt": "a koi pond at night"})
-    result = await submitted.wait_response_message()
+    result = await submitted.wait_answer()
     assert result.attachments and result.content.startswith(f"Remixed from <@{world.alice.id}>'s image")
     remixed = parameters(qwen.generation_requests[-1])
     assert remixed == {**parameters(qwen.generation_requests[0]), "prompt": "a koi pond at night"}
@@ -121,7 +119,7 @@ async def test_an_unchanged_remix_and_a_repeated_command_send_the_original_reque
     first = await original(discord_server, world, bots)
     opened = await click(discord_server, world.bob, first, "Remix")
     await opened.wait_ack()
-    await (await discord_server.submit_modal(world.bob, opened, {})).wait_response_message()
+    await (await discord_server.submit_modal(world.bob, opened, {})).wait_answer()
     await original(discord_server, world, bots)
     bodies = [r.body for r in qwen.generation_requests]
     assert bodies[0] == bodies[1] == bodies[2]
@@ -150,7 +148,7 @@ async def test_bad_form_input_is_answered_privately(
     opened = await click(discord_server, world.bob, first, "Remix")
     await opened.wait_ack()
     submitted = await discord_server.submit_modal(world.bob, opened, {field: value})
-    reply = await submitted.wait_response_message()
+    reply = await submitted.wait_answer()
     assert reply.ephemeral and says in reply.content
     assert len(qwen.generation_requests) == 1
 
@@ -161,12 +159,12 @@ async def test_a_remix_counts_against_the_clickers_limit(
     bot = await bots.start(DEFAULT_LIMITS="member/hour=2")
     first = await original(discord_server, world, bots)
     for _ in range(2):
-        assert (await (await click(discord_server, world.bob, first, "Reroll")).wait_response_message()).attachments
+        assert (await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()).attachments
     denied = await click(discord_server, world.bob, first, "Reroll")
     assert (await denied.wait_ack()).ephemeral
-    assert "limit of 2 images per member per hour" in (await denied.wait_response_message()).content
+    assert "limit of 2 images per member per hour" in (await denied.wait_answer()).content
     # The creator's own allowance is untouched by bob's remixes.
-    assert (await (await click(discord_server, world.alice, first, "Reroll")).wait_response_message()).attachments
+    assert (await (await click(discord_server, world.alice, first, "Reroll")).wait_answer()).attachments
     assert [(r["member_id"], r["status"]) for r in rows(bot)] == [
         (world.alice.id, "succeeded"),
         (world.bob.id, "succeeded"),
@@ -183,11 +181,11 @@ async def test_buttons_work_after_a_restart(
     first = await original(discord_server, world, bots)
     await bots.stop()
     await bots.start()
-    result = await (await click(discord_server, world.bob, first, "Reroll")).wait_response_message()
+    result = await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()
     assert result.attachments and result.content.startswith("Remixed from")
     opened = await click(discord_server, world.bob, first, "Remix")
     assert (await opened.wait_ack()).type == MODAL
-    details = await (await click(discord_server, world.bob, first, "Details")).wait_response_message()
+    details = await (await click(discord_server, world.bob, first, "Details")).wait_answer()
     assert details.ephemeral and "a koi pond" in details.embeds[0]["description"]
 
 
@@ -195,9 +193,9 @@ async def test_details_show_how_to_reproduce_and_the_lineage(
     discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner
 ) -> None:
     first = await original(discord_server, world, bots, enhance=True)
-    second = await (await click(discord_server, world.bob, first, "Reroll")).wait_response_message()
+    second = await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()
     await bots.wait_delivered(2)
-    details = await (await click(discord_server, world.moderator, second, "Details")).wait_response_message()
+    details = await (await click(discord_server, world.moderator, second, "Details")).wait_answer()
     assert details.ephemeral
     embed = details.embeds[0]
     parent, child = rows(bot)
@@ -219,7 +217,7 @@ async def test_delete_is_for_the_creator_and_moderators(
 ) -> None:
     first = await original(discord_server, world, bots)
     refused = await click(discord_server, world.bob, first, "Delete")
-    reply = await refused.wait_response_message()
+    reply = await refused.wait_answer()
     assert reply.ephemeral and "Only the member who asked for this image, or a moderator" in reply.content
     assert not first.deleted
     await (await click(discord_server, world.alice, first, "Delete")).wait_ack()
@@ -239,12 +237,12 @@ async def test_the_remix_image_menu_works_on_results_and_refuses_other_messages(
 
     chatter = await discord_server.post_message(world.alice, world.channel, "look at my cat")
     refused = await discord_server.invoke_message_command(world.bob, chatter, "Remix image")
-    assert "isn't one of my images" in (await refused.wait_response_message()).content
+    assert "isn't one of my images" in (await refused.wait_answer()).content
 
     qwen.fail_next(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
-    failure = await (await imagine(discord_server, world.alice, world.channel)).wait_response_message()
+    failure = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     refused = await discord_server.invoke_message_command(world.bob, failure, "Remix image")
-    reply = await refused.wait_response_message()
+    reply = await refused.wait_answer()
     assert reply.ephemeral and "isn't one of my images" in reply.content
 
 
@@ -260,7 +258,7 @@ async def test_a_click_on_an_image_past_retention_explains_itself(
         else:
             connection.execute("DELETE FROM generations")
     connection.close()
-    reply = await (await click(discord_server, world.bob, first, "Reroll")).wait_response_message()
+    reply = await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()
     assert reply.ephemeral
     assert ("retention period" if gone == "prompt" else "can't find this image's details") in reply.content
 

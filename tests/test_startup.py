@@ -78,7 +78,7 @@ async def test_secrets_stay_out_of_the_log_even_at_debug(
     try:
         await discord_server.wait_ready(timeout=30)
         interaction = await imagine(discord_server, world.alice, world.channel)
-        assert (await interaction.wait_response_message(timeout=30)).attachments
+        assert (await interaction.wait_answer(timeout=30)).attachments
     finally:
         process.send_signal(signal.SIGTERM)
         _, raw = await asyncio.wait_for(process.communicate(), 30)

@@ -105,6 +105,20 @@ class SqliteGenerationRepository:
     async def clear_message(self, generation_id: int) -> None:
         await self._update(generation_id, "message_id = NULL")
 
+    async def unfinished(self) -> list[GenerationRecord]:
+        async with self._db.connection.execute(
+            f"SELECT {COLUMNS} FROM generations WHERE status IN ('queued', 'running') ORDER BY id"
+        ) as cursor:
+            return [record_from_row(row) for row in await cursor.fetchall()]
+
+    async def mark_queued(self, generation_ids: list[int]) -> None:
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE generations SET status = 'queued', started_at = NULL "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                [(generation_id,) for generation_id in generation_ids],
+            )
+
     async def _update(self, generation_id: int, assignments: str, *values: Any) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))

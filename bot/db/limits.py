@@ -6,10 +6,11 @@ import aiosqlite
 
 from bot.db.connection import Database
 from bot.db.generations import INSERT_GENERATION, insert_parameters
-from bot.db.records import Admission, Denial, NewGeneration, Status, WindowUse
+from bot.db.records import Admission, Denial, DenialKind, NewGeneration, QueueCaps, Status, WindowUse
 from bot.limits import Limit, Scope, Window
 
 COUNTED = "status IN ('queued', 'running', 'succeeded')"
+UNFINISHED = "status IN ('queued', 'running')"
 
 
 def _scope_filter(scope: Scope) -> str:
@@ -78,13 +79,19 @@ class SqliteLimitsRepository:
             return tuple(row[0] for row in await cursor.fetchall())
 
     async def admit(
-        self, new: NewGeneration, limits: tuple[Limit, ...], *, at: float, status: Status = Status.RUNNING
+        self,
+        new: NewGeneration,
+        limits: tuple[Limit, ...],
+        *,
+        at: float,
+        caps: QueueCaps | None = None,
+        status: Status = Status.QUEUED,
     ) -> Admission:
         """Check every limit and record the request, in one write transaction so that
         simultaneous requests cannot all see the same free slot."""
         assert new.guild_id is not None
         async with self._db.transaction() as conn:
-            denial = await _first_denial(conn, new.guild_id, new.member_id, limits, at)
+            denial = await _first_denial(conn, new.guild_id, new.member_id, limits, caps, at)
             row_status = Status.DENIED if denial else status
             cursor = await conn.execute(INSERT_GENERATION, insert_parameters(new, row_status, at))
             generation_id = cursor.lastrowid
@@ -120,22 +127,47 @@ class SqliteLimitsRepository:
 
 
 async def _first_denial(
-    conn: aiosqlite.Connection, guild_id: int, member_id: int, limits: tuple[Limit, ...], at: float
+    conn: aiosqlite.Connection,
+    guild_id: int,
+    member_id: int,
+    limits: tuple[Limit, ...],
+    caps: QueueCaps | None,
+    at: float,
 ) -> Denial | None:
     async with conn.execute(
         "SELECT 1 FROM blocked_members WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)
     ) as cursor:
         if await cursor.fetchone():
-            return Denial(limit=None, retry_at=None)
-    denial: Denial | None = None
+            return Denial(DenialKind.BLOCKED)
+    if caps is not None:
+        denial = await _queue_cap_denial(conn, guild_id, member_id, caps)
+        if denial is not None:
+            return denial
+    denial = None
     for limit in limits:
         if limit.max_count == 0:
-            return Denial(limit=limit, retry_at=None)
+            return Denial(DenialKind.LIMIT, limit=limit)
         retry_at = await _slot_frees_at(conn, guild_id, member_id, limit, at)
         # Report the limit that holds longest: that is when the next image is really allowed.
         if retry_at is not None and (denial is None or retry_at > (denial.retry_at or 0)):
-            denial = Denial(limit=limit, retry_at=retry_at)
+            denial = Denial(DenialKind.LIMIT, limit=limit, retry_at=retry_at)
     return denial
+
+
+async def _queue_cap_denial(
+    conn: aiosqlite.Connection, guild_id: int, member_id: int, caps: QueueCaps
+) -> Denial | None:
+    async with conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(member_id = ?), 0) FROM generations WHERE guild_id = ? AND {UNFINISHED}",
+        (member_id, guild_id),
+    ) as cursor:
+        row = await cursor.fetchone()
+    guild_jobs, member_jobs = (row[0], row[1]) if row else (0, 0)
+    if member_jobs >= caps.per_member:
+        return Denial(DenialKind.MEMBER_QUEUE, cap=caps.per_member)
+    if guild_jobs >= caps.per_guild:
+        return Denial(DenialKind.SERVER_QUEUE, cap=caps.per_guild)
+    return None
 
 
 async def _slot_frees_at(

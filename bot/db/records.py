@@ -93,6 +93,12 @@ class GenerationRepository(Protocol):
     async def clear_message(self, generation_id: int) -> None:
         """Forget the result message (it was deleted)."""
 
+    async def unfinished(self) -> list[GenerationRecord]:
+        """Rows still queued or running, oldest first."""
+
+    async def mark_queued(self, generation_ids: list[int]) -> None:
+        """Return unfinished rows to the queued state."""
+
 
 class MetaRepository(Protocol):
     """Small key/value facts about this installation."""
@@ -104,19 +110,38 @@ class MetaRepository(Protocol):
         """Store `value` under `key`."""
 
 
+class DenialKind(StrEnum):
+    """Why a request was refused."""
+
+    BLOCKED = "blocked"
+    LIMIT = "limit"
+    MEMBER_QUEUE = "member_queue"
+    SERVER_QUEUE = "server_queue"
+
+
 @dataclass(frozen=True)
 class Denial:
-    """Why a request was refused: a limit with no room (until `retry_at`), or a block (`limit` None)."""
+    """A refused request: blocked, over a limit (room again at `retry_at`), or over a queue cap."""
 
-    limit: Limit | None
-    retry_at: float | None
+    kind: DenialKind
+    limit: Limit | None = None
+    retry_at: float | None = None
+    cap: int | None = None
 
     @property
     def code(self) -> str:
         """The usage log's error code for the denied row."""
-        if self.limit is None:
-            return "blocked"
-        return f"limit:{self.limit.scope.value}/{self.limit.window.value}"
+        if self.limit is not None:
+            return f"limit:{self.limit.scope.value}/{self.limit.window.value}"
+        return self.kind.value
+
+
+@dataclass(frozen=True)
+class QueueCaps:
+    """At most this many unfinished (queued or running) jobs per member and per guild."""
+
+    per_member: int
+    per_guild: int
 
 
 @dataclass(frozen=True)
@@ -169,9 +194,15 @@ class LimitsRepository(Protocol):
         """The guild's blocked members."""
 
     async def admit(
-        self, new: NewGeneration, limits: tuple[Limit, ...], *, at: float, status: Status = Status.RUNNING
+        self,
+        new: NewGeneration,
+        limits: tuple[Limit, ...],
+        *,
+        at: float,
+        caps: QueueCaps | None = None,
+        status: Status = Status.QUEUED,
     ) -> Admission:
-        """Atomically check `limits` and write the request's row (denied rows included)."""
+        """Atomically check the block list, `caps` and `limits`, and write the request's row (denied too)."""
 
     async def window_use(self, guild_id: int, member_id: int, limit: Limit, *, at: float) -> WindowUse:
         """Current use of one limit for a member (or their whole server)."""

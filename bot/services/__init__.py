@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.db import MetaRepository
-from bot.services.generation import GenerationService
+from bot.services.generation import GenerationResult, GenerationService
 from bot.services.limits import LimitsService
+from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
 
 
@@ -17,4 +18,5 @@ class Services:
     generation: GenerationService
     limits: LimitsService
     usage: UsageService
+    scheduler: Scheduler[GenerationResult]
     meta: MetaRepository

@@ -155,6 +155,8 @@ class GenerationService:
             log.warning("generation %d failed: %s (request %s): %s", generation_id, error.code, request_id, error)
             await self._finish_failed(generation_id, error.code, request_id)
             raise
+        except asyncio.CancelledError:
+            raise  # shutdown: the row stays unfinished and is resumed at the next start
         except BaseException as error:
             log.debug("generation %d interrupted by %r", generation_id, error)
             await self._finish_failed(generation_id, type(error).__name__, request_id)
@@ -206,3 +208,15 @@ class GenerationService:
     async def forget_message(self, generation_id: int) -> None:
         """The result message was deleted."""
         await self._generations.clear_message(generation_id)
+
+    async def unfinished(self) -> list[GenerationRecord]:
+        """Generations a previous process left queued or running, oldest first."""
+        return await self._generations.unfinished()
+
+    async def requeue(self, generation_ids: list[int]) -> None:
+        """Put interrupted generations back in the queue for the next start."""
+        await self._generations.mark_queued(generation_ids)
+
+    async def abandon(self, generation_id: int, code: str) -> None:
+        """Give up on a generation: failed, so it is not counted against any limit."""
+        await self._generations.mark_failed(generation_id, at=self._clock(), error_code=code)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.db.records import Denial, LimitsRepository, Status, WindowUse
+from bot.db.records import Denial, DenialKind, LimitsRepository, QueueCaps, Status, WindowUse
 from bot.errors import LimitDenied
 from bot.limits import Limit, Scope, Window, effective_limits
 from bot.services.generation import GenerationRequest
@@ -19,9 +19,17 @@ def discord_time(unix: float) -> str:
 
 def denial_message(denial: Denial) -> str:
     """What a member reads when a request is refused."""
-    limit = denial.limit
-    if limit is None:
+    if denial.kind is DenialKind.BLOCKED:
         return "A moderator has paused image generation for you in this server."
+    if denial.kind is DenialKind.MEMBER_QUEUE:
+        return (
+            f"You already have {denial.cap} images waiting or in progress. "
+            "Please wait for one to finish before asking for another."
+        )
+    if denial.kind is DenialKind.SERVER_QUEUE:
+        return f"This server already has {denial.cap} images waiting. Please try again in a few minutes."
+    limit = denial.limit
+    assert limit is not None
     if limit.max_count == 0:
         who = "for members" if limit.scope is Scope.MEMBER else "in this server"
         return f"Image generation is turned off {who} here (limit: 0 per {limit.window.value})."
@@ -50,21 +58,26 @@ class LimitsService:
         repository: LimitsRepository,
         defaults: tuple[Limit, ...],
         *,
+        caps: QueueCaps | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repository
         self.defaults = defaults
+        self._caps = caps
         self._clock = clock
 
     async def effective(self, guild_id: int) -> tuple[Limit, ...]:
         """The limits that apply in a guild: defaults, each pair overridden by the guild's own value."""
         return effective_limits(self.defaults, await self._repo.own_limits(guild_id))
 
-    async def admit(self, request: GenerationRequest, *, status: Status = Status.RUNNING) -> int:
-        """Record the request and return its generation id, or raise LimitDenied (the denial is logged too)."""
+    async def admit(self, request: GenerationRequest) -> int:
+        """Record the request as queued and return its generation id, or raise LimitDenied (the denial
+        is logged too). Blocks, queue caps and limits are checked in one transaction."""
         assert request.guild_id is not None
         limits = await self.effective(request.guild_id)
-        admission = await self._repo.admit(request.to_new_generation(), limits, at=self._clock(), status=status)
+        admission = await self._repo.admit(
+            request.to_new_generation(), limits, at=self._clock(), caps=self._caps, status=Status.QUEUED
+        )
         if admission.denial is not None:
             raise LimitDenied(denial_message(admission.denial))
         return admission.generation_id

@@ -35,14 +35,15 @@ def on_off(flag: bool) -> str:
     return "On" if flag else "Off"
 
 
-def result_embed(result: GenerationResult, requester: discord.abc.User) -> discord.Embed:
+def result_embed(result: GenerationResult, requester: discord.abc.User | None) -> discord.Embed:
     """The embed shown with a generated image: everything needed to reproduce it."""
     params = result.request.params
     embed = discord.Embed(
         description=user_text(params.prompt, DESCRIPTION_LIMIT),
         colour=EMBED_COLOUR,
     )
-    embed.set_author(name=clip(f"{requester.display_name} imagined", 256), icon_url=requester.display_avatar.url)
+    if requester is not None:
+        embed.set_author(name=clip(f"{requester.display_name} imagined", 256), icon_url=requester.display_avatar.url)
     if params.negative_prompt:
         embed.add_field(name="Negative prompt", value=user_text(params.negative_prompt, FIELD_LIMIT), inline=False)
     embed.add_field(name="Size", value=result.request.size.choice_name)
@@ -51,7 +52,7 @@ def result_embed(result: GenerationResult, requester: discord.abc.User) -> disco
     embed.add_field(name="Model", value=params.model)
     embed.add_field(name="Prompt rewriting", value=on_off(params.prompt_extend))
     embed.set_image(url=f"attachment://{result.filename}")
-    embed.set_footer(text=f"Requested by {requester.name} · seed {params.seed}")
+    embed.set_footer(text=f"Requested by {requester.name} · seed {params.seed}" if requester else f"Seed {params.seed}")
     return embed
 
 

@@ -1,9 +1,10 @@
-"""One way to answer an interaction: its response, a followup, or the channel once it has expired."""
+"""One way to answer an interaction: its response, its deferred message, or the channel once it has expired."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import discord
 
@@ -21,8 +22,13 @@ def is_expired(error: discord.HTTPException) -> bool:
     return error.code in (EXPIRED_TOKEN, UNKNOWN_INTERACTION)
 
 
+def is_deferred_message(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the interaction was acknowledged with a "thinking" message that the answer replaces."""
+    return interaction.response.type is discord.InteractionResponseType.deferred_channel_message
+
+
 async def reply(
-    interaction: discord.Interaction,
+    interaction: discord.Interaction[Any],
     *,
     content: str | None = None,
     embed: discord.Embed | None = None,
@@ -30,28 +36,37 @@ async def reply(
     view: discord.ui.View | None = None,
     ephemeral: bool = False,
 ) -> discord.Message | None:
-    """Send a message answering `interaction` and return it (None if it could not be delivered).
+    """Answer `interaction` and return the message (None if it could not be delivered).
 
-    `file` is a factory because a discord.File can be sent only once and a fallback may need a second.
-    Mentions are disabled, except the requester's in a channel fallback.
+    Not yet acknowledged: the response itself (private if `ephemeral`). Deferred with a "thinking"
+    message: that message is replaced (its visibility was fixed when it was deferred). Otherwise a
+    followup. `file` is a factory because a discord.File can be sent only once and a fallback may
+    need a second. Mentions are disabled, except the requester's in a channel fallback.
     """
-    files = [file()] if file else []
     try:
         if not interaction.response.is_done():
             callback = await interaction.response.send_message(
                 content=content,
                 embed=embed or discord.utils.MISSING,
-                files=files,
+                files=[file()] if file else discord.utils.MISSING,
                 view=view or discord.utils.MISSING,
                 ephemeral=ephemeral,
                 allowed_mentions=NO_MENTIONS,
             )
             resource = callback.resource if callback else None
             return resource if isinstance(resource, discord.Message) else None
+        if is_deferred_message(interaction):
+            return await interaction.edit_original_response(
+                content=content,
+                embed=embed,
+                attachments=[file()] if file else [],
+                view=view,
+                allowed_mentions=NO_MENTIONS,
+            )
         return await interaction.followup.send(
             content=content or discord.utils.MISSING,
             embed=embed or discord.utils.MISSING,
-            files=files,
+            files=[file()] if file else discord.utils.MISSING,
             view=view or discord.utils.MISSING,
             ephemeral=ephemeral,
             allowed_mentions=NO_MENTIONS,
@@ -61,32 +76,33 @@ async def reply(
         if not is_expired(error):
             raise
         log.info("interaction %s expired (code %s); posting to its channel", interaction.id, error.code)
-    if ephemeral:
+    if ephemeral and not is_deferred_message(interaction):
         return None  # a private answer has nowhere public to go
-    return await post_to_channel(interaction, content=content, embed=embed, file=file, view=view)
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        log.warning("interaction %s expired and has no channel to post to", interaction.id)
+        return None
+    return await post_to_channel(channel, interaction.user.id, content=content, embed=embed, file=file, view=view)
 
 
 async def post_to_channel(
-    interaction: discord.Interaction,
+    channel: discord.abc.Messageable,
+    requester_id: int,
     *,
     content: str | None,
     embed: discord.Embed | None,
     file: Callable[[], discord.File] | None,
     view: discord.ui.View | None = None,
 ) -> discord.Message | None:
-    """Post in the interaction's channel instead, mentioning (and pinging) only the requester."""
-    channel = interaction.channel
-    if not isinstance(channel, discord.abc.Messageable):
-        log.warning("interaction %s expired and has no channel to post to", interaction.id)
-        return None
-    text = f"{interaction.user.mention} {content}" if content else interaction.user.mention
+    """Post in a channel, mentioning (and pinging) only the requester."""
+    mention = f"<@{requester_id}>"
     try:
         return await channel.send(
-            content=text,
+            content=f"{mention} {content}" if content else mention,
             embed=embed or discord.utils.MISSING,
             files=[file()] if file else discord.utils.MISSING,
             view=view or discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[interaction.user]),
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(requester_id)]),
         )
     except discord.HTTPException as error:
         log.warning("could not post to channel %s: %s", getattr(channel, "id", None), error)

@@ -9,9 +9,13 @@ from typing import Any
 
 import discord
 
+from bot.errors import QwenImagineError
 from bot.services import Services
 from bot.services.generation import GenerationRequest
+from bot.services.scheduler import Job
+from bot.ui.failures import report_error
 from bot.ui.presentation import result_embed, result_file
+from bot.ui.progress import InteractionProgress
 from bot.ui.replies import reply
 
 log = logging.getLogger(__name__)
@@ -81,17 +85,37 @@ async def generate_and_deliver(
     credit: Credit | None = None,
 ) -> None:
     """Admit the request (a denial raises before anything is sent, so it can be private), acknowledge
-    publicly, generate, and post the image with its buttons."""
+    publicly, wait in the queue showing progress, generate, and post the image with its buttons."""
+    scheduler = services.scheduler
+    scheduler.ensure_accepting()
     generation_id = await services.limits.admit(request)
-    await interaction.response.defer(thinking=True)
-    result = await services.generation.run(generation_id, request, max_bytes=interaction.filesize_limit)
-    message = await reply(
-        interaction,
-        content=credit.line() if credit else None,
-        embed=result_embed(result, interaction.user),
-        file=lambda: result_file(result),
-        view=result_view(generation_id),
-    )
-    if message is not None:
-        await services.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
-    interaction.client.dispatch("generation_delivered", generation_id)
+    async with scheduler.delivering():
+        await interaction.response.defer(thinking=True)
+        progress = InteractionProgress(interaction)
+        try:
+            result = await scheduler.run(
+                Job(
+                    generation_id=generation_id,
+                    guild_id=interaction.guild_id or 0,
+                    member_id=interaction.user.id,
+                    work=lambda: services.generation.run(generation_id, request, max_bytes=interaction.filesize_limit),
+                    observer=progress,
+                )
+            )
+        except QwenImagineError as error:
+            await progress.close()
+            await report_error(interaction, error)
+            return
+        await progress.close()
+        message = await reply(
+            interaction,
+            content=credit.line() if credit else None,
+            embed=result_embed(result, interaction.user),
+            file=lambda: result_file(result),
+            view=result_view(generation_id),
+        )
+        if message is not None:
+            await services.generation.remember_message(
+                generation_id, channel_id=message.channel.id, message_id=message.id
+            )
+        interaction.client.dispatch("generation_delivered", generation_id)

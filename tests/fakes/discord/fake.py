@@ -54,6 +54,8 @@ class FakeDiscord(Invocations):
         self.requests: list[tuple[str, str, int]] = []
         self.unhandled_routes: list[tuple[str, str]] = []
         self.errors: list[RuleViolation] = []
+        #: Which response messages are interim progress notes rather than answers (see wait_answer).
+        self.is_progress: Callable[[FakeMessage], bool] = lambda message: False
         self.internal_errors: list[Exception] = []
         self.port = 0
         self._by_token: dict[str, FakeInteraction] = {}

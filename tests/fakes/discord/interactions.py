@@ -117,6 +117,18 @@ class FakeInteraction:
         assert self.response_message is not None
         return self.response_message
 
+    async def wait_answer(self, timeout: float = 30) -> FakeMessage:
+        """Wait for the response message to hold the bot's answer, not a progress note
+        (`fake.is_progress` tells which messages are progress notes)."""
+
+        def answered() -> bool:
+            message = self.response_message
+            return message is not None and not self.fake.is_progress(message)
+
+        await self.fake.wait_for(answered, timeout, what=f"answer of {self.describe()}")
+        assert self.response_message is not None
+        return self.response_message
+
     def describe(self) -> str:
         """Short label used in timeout errors."""
         name = self.data.get("name") or self.data.get("custom_id")

@@ -1,0 +1,92 @@
+"""At start-up, finish what a previous process left queued or running: run it again and post the
+result in its channel, or (too old, or no longer possible) mark it failed and tell the member."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import discord
+
+from bot.db import GenerationRecord
+from bot.errors import QwenImagineError
+from bot.services import Services
+from bot.services.scheduler import Job
+from bot.ui.presentation import failure_text, result_embed, result_file
+from bot.ui.replies import post_to_channel
+from bot.ui.results import result_view
+
+log = logging.getLogger(__name__)
+
+#: Older unfinished requests are given up: the member has long moved on.
+RESUME_WITHIN_SECONDS = 6 * 3600
+#: Discord's default upload limit, for posts that have no interaction to say its own.
+CHANNEL_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+async def resume_unfinished(client: discord.Client, services: Services) -> None:
+    """Resume or fail every generation a previous process left unfinished."""
+    records = await services.generation.unfinished()
+    if records:
+        log.info("resuming %d generations left unfinished by the previous run", len(records))
+        await asyncio.gather(*(_resume(client, services, record) for record in records))
+
+
+async def _resume(client: discord.Client, services: Services, record: GenerationRecord) -> None:
+    channel = client.get_partial_messageable(record.channel_id) if record.channel_id else None
+    too_old = time.time() - record.requested_at > RESUME_WITHIN_SECONDS
+    if channel is None or record.prompt is None or too_old:
+        await services.generation.abandon(record.id, "Interrupted")
+        if channel is not None:
+            await post_to_channel(
+                channel,
+                record.member_id,
+                content=failure_text(
+                    f"Your image from <t:{int(record.requested_at)}:R> couldn't be finished because the bot "
+                    "restarted. It doesn't count against your limits: please ask again."
+                ),
+                embed=None,
+                file=None,
+            )
+        return
+    async with services.scheduler.delivering():
+        try:
+            request = services.generation.build_request(
+                guild_id=record.guild_id,
+                channel_id=record.channel_id,
+                member_id=record.member_id,
+                prompt=record.prompt,
+                size=record.size,
+                negative_prompt=record.negative_prompt,
+                seed=record.seed,
+                prompt_extend=record.prompt_extend,
+                parent_id=record.parent_id,
+                model=record.model,
+            )
+            result = await services.scheduler.run(
+                Job(
+                    generation_id=record.id,
+                    guild_id=record.guild_id or 0,
+                    member_id=record.member_id,
+                    work=lambda: services.generation.run(record.id, request, max_bytes=CHANNEL_UPLOAD_LIMIT),
+                )
+            )
+        except QwenImagineError as error:
+            if error.code not in ("Interrupted", "Restarting"):
+                await services.generation.abandon(record.id, error.code)
+            await post_to_channel(
+                channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None
+            )
+            return
+        message = await post_to_channel(
+            channel,
+            record.member_id,
+            content="here is the image you asked for before the bot restarted:",
+            embed=result_embed(result, None),
+            file=lambda: result_file(result),
+            view=result_view(record.id),
+        )
+        if message is not None:
+            await services.generation.remember_message(record.id, channel_id=message.channel.id, message_id=message.id)
+        client.dispatch("generation_delivered", record.id)
