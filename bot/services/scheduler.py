@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import math
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -57,11 +58,19 @@ class Job(Generic[R]):
     last_position: int | None = None
 
 
+_HISTORY_LIMIT = 100_000
+
+
 class FairQueue(Generic[R]):
-    """Waiting jobs: round-robin over guilds, and over members within each guild."""
+    """Waiting jobs, served least-recently-served first: across guilds, then across the members of
+    the chosen guild. A guild that has not been served for a while (or ever) goes before one that
+    just was, even if that one's queue emptied in between; a member's own jobs keep their order."""
 
     def __init__(self) -> None:
-        self._guilds: OrderedDict[int, OrderedDict[int, deque[Job[R]]]] = OrderedDict()
+        self._waiting: dict[int, dict[int, deque[Job[R]]]] = {}
+        # When each guild and (guild, member) was last served: a count of pops; unseen counts as -1.
+        self._served: dict[int | tuple[int, int], int] = {}
+        self._pops = 0
         self._size = 0
 
     def __len__(self) -> int:
@@ -69,50 +78,77 @@ class FairQueue(Generic[R]):
 
     def push(self, job: Job[R]) -> None:
         """Add a job behind its member's earlier jobs."""
-        self._guilds.setdefault(job.guild_id, OrderedDict()).setdefault(job.member_id, deque()).append(job)
+        self._waiting.setdefault(job.guild_id, {}).setdefault(job.member_id, deque()).append(job)
         self._size += 1
 
     def pop(self) -> Job[R]:
-        """The next job in turn; its guild and member go to the back of their rounds."""
-        guild_id, members = next(iter(self._guilds.items()))
-        member_id, jobs = next(iter(members.items()))
-        job = jobs.popleft()
-        members.move_to_end(member_id)
-        if not jobs:
-            del members[member_id]
-        self._guilds.move_to_end(guild_id)
-        if not members:
-            del self._guilds[guild_id]
-        self._size -= 1
+        """The next job in turn."""
+        guild_id, member_id = self._next(self._served)
+        job = self._take(guild_id, member_id)
+        self._served[guild_id] = self._served[(guild_id, member_id)] = self._pops
+        self._pops += 1
+        if len(self._served) > _HISTORY_LIMIT:
+            self._forget_idle()
         return job
 
     def remove(self, job: Job[R]) -> bool:
-        """Take a waiting job out (it was cancelled)."""
-        members = self._guilds.get(job.guild_id)
-        jobs = members.get(job.member_id) if members else None
+        """Take a waiting job out (its requester went away)."""
+        jobs = self._waiting.get(job.guild_id, {}).get(job.member_id)
         if not jobs or job not in jobs:
             return False
         jobs.remove(job)
-        assert members is not None
-        if not jobs:
-            del members[job.member_id]
-        if not members:
-            del self._guilds[job.guild_id]
+        self._prune(job.guild_id, job.member_id)
         self._size -= 1
         return True
 
     def in_order(self) -> Iterator[Job[R]]:
         """The waiting jobs in the order they will start."""
-        rounds = [[deque(jobs) for jobs in members.values()] for members in self._guilds.values()]
-        while rounds:
-            next_rounds = []
-            for members in rounds:
-                first = members[0]
-                yield first.popleft()
-                rotated = members[1:] + ([first] if first else [])
-                if rotated:
-                    next_rounds.append(rotated)
-            rounds = next_rounds
+        waiting = {g: {m: deque(jobs) for m, jobs in members.items()} for g, members in self._waiting.items()}
+        served = dict(self._served)
+        for pops in itertools.count(self._pops):
+            if not waiting:
+                return
+            guild_id, member_id = _least_recently_served(waiting, served)
+            jobs = waiting[guild_id][member_id]
+            yield jobs.popleft()
+            served[guild_id] = served[(guild_id, member_id)] = pops
+            if not jobs:
+                del waiting[guild_id][member_id]
+                if not waiting[guild_id]:
+                    del waiting[guild_id]
+
+    def _forget_idle(self) -> None:
+        """Bound the history: keep only who is waiting (the rest return as newcomers)."""
+        self._served = {
+            key: pops
+            for key, pops in self._served.items()
+            if (key[0] if isinstance(key, tuple) else key) in self._waiting
+        }
+
+    def _next(self, served: dict[int | tuple[int, int], int]) -> tuple[int, int]:
+        return _least_recently_served(self._waiting, served)
+
+    def _take(self, guild_id: int, member_id: int) -> Job[R]:
+        job = self._waiting[guild_id][member_id].popleft()
+        self._prune(guild_id, member_id)
+        self._size -= 1
+        return job
+
+    def _prune(self, guild_id: int, member_id: int) -> None:
+        members = self._waiting[guild_id]
+        if not members[member_id]:
+            del members[member_id]
+        if not members:
+            del self._waiting[guild_id]
+
+
+def _least_recently_served(
+    waiting: dict[int, dict[int, deque[Job[R]]]], served: dict[int | tuple[int, int], int]
+) -> tuple[int, int]:
+    # min() keeps the first of equals, and dicts keep arrival order: ties go to who queued first.
+    guild_id = min(waiting, key=lambda g: served.get(g, -1))
+    member_id = min(waiting[guild_id], key=lambda m: served.get((guild_id, m), -1))
+    return guild_id, member_id
 
 
 class Scheduler(Generic[R]):

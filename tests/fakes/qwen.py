@@ -58,6 +58,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     answered: int = 0
+    at: float = field(default_factory=time.monotonic)
 
 
 class FakeQwen:
@@ -77,7 +78,9 @@ class FakeQwen:
         self._images: dict[str, bytes] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
         self._tasks: dict[str, dict[str, Any]] = {}
-        self._gate: asyncio.Event | None = None
+        self._open = asyncio.Event()
+        self._open.set()
+        self._permits = asyncio.Semaphore(0)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -157,13 +160,25 @@ class FakeQwen:
 
     def hold(self) -> None:
         """Keep generation requests waiting until `release()`."""
-        self._gate = asyncio.Event()
+        self._open.clear()
 
-    def release(self) -> None:
-        """Let held generation requests finish."""
-        if self._gate:
-            self._gate.set()
-            self._gate = None
+    def release(self, count: int | None = None) -> None:
+        """Let `count` held generation requests finish (all of them, and stop holding, if None)."""
+        if count is None:
+            self._open.set()
+        else:
+            for _ in range(count):
+                self._permits.release()
+
+    async def _pass_gate(self) -> None:
+        if self._open.is_set():
+            return
+        permit = asyncio.ensure_future(self._permits.acquire())
+        opened = asyncio.ensure_future(self._open.wait())
+        await asyncio.wait({permit, opened}, return_when=asyncio.FIRST_COMPLETED)
+        opened.cancel()
+        if not permit.done():
+            permit.cancel()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
         """Wait until `predicate()` holds, re-checked whenever the fake's state changes."""
@@ -216,8 +231,7 @@ class FakeQwen:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self._gate is not None:
-                await self._gate.wait()
+            await self._pass_gate()
             if self.latency:
                 await asyncio.sleep(self.latency)
             if self._injected:
