@@ -22,9 +22,9 @@ from bot.db import (
 )
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
-from bot.qwen import QwenImageClient, RetryPolicy
+from bot.qwen import GeneratedImage, QwenImageClient, RetryPolicy
 from bot.services import Services
-from bot.services.generation import GenerationResult, GenerationService
+from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
@@ -48,7 +48,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await Database.open(settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            scheduler: Scheduler[GenerationResult] = Scheduler(
+            scheduler: Scheduler[GeneratedImage] = Scheduler(
                 max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
             )
             generation = GenerationService(

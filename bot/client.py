@@ -68,6 +68,13 @@ class QwenImagineBot(commands.Bot):
         """Drain first: no new jobs, running ones get the grace period, the rest are kept for the next start."""
         if not self._draining:
             self._draining = True
+            scheduler = self.services.scheduler
+            log.info(
+                "shutting down: %d generations running get up to %.0f s, %d waiting are kept for the next start",
+                scheduler.in_flight,
+                self.settings.shutdown_grace_seconds,
+                scheduler.waiting,
+            )
             interrupted = await self.services.scheduler.stop(self.settings.shutdown_grace_seconds)
             if interrupted:
                 await self.services.generation.requeue([job.generation_id for job in interrupted])

@@ -290,6 +290,10 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
         await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
         await asyncio.gather(*(ix.wait_ack() for ix in interactions))
         process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        async with asyncio.timeout(30):
+            while b"shutting down" not in await process.stderr.readline():
+                pass
         qwen.release()
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
     finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.db import MetaRepository
-from bot.services.generation import GenerationResult, GenerationService
+from bot.qwen import GeneratedImage
+from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
@@ -18,5 +19,5 @@ class Services:
     generation: GenerationService
     limits: LimitsService
     usage: UsageService
-    scheduler: Scheduler[GenerationResult]
+    scheduler: Scheduler[GeneratedImage]
     meta: MetaRepository

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration
@@ -16,6 +17,7 @@ from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
     PROMPT_LIMIT,
+    GeneratedImage,
     GenerationParams,
     QwenImageClient,
 )
@@ -144,12 +146,36 @@ class GenerationService:
 
     async def run(self, generation_id: int, request: GenerationRequest, *, max_bytes: int) -> GenerationResult:
         """Generate and fetch the image; the usage row ends succeeded or failed, never in between."""
+        generated = await self.call_api(generation_id, request)
+        return await self.fetch(generation_id, request, generated, max_bytes=max_bytes)
+
+    async def call_api(self, generation_id: int, request: GenerationRequest) -> GeneratedImage:
+        """The part that needs one of the account's API slots: ask the API for the image."""
         await self._generations.mark_running(generation_id, at=self._clock())
-        request_id: str | None = None
-        try:
-            generated = await self._api.generate(request.params)
-            request_id = generated.request_id
+        async with self._failures_recorded(generation_id, None):
+            return await self._api.generate(request.params)
+
+    async def fetch(
+        self, generation_id: int, request: GenerationRequest, generated: GeneratedImage, *, max_bytes: int
+    ) -> GenerationResult:
+        """Download the generated PNG (no API slot needed) and record the success."""
+        async with self._failures_recorded(generation_id, generated.request_id):
             image = await self._downloader.fetch_png(generated.url, max_bytes)
+        if (image.width, image.height) != (request.size.width, request.size.height):
+            log.warning(
+                "generation %d: asked for %s, got %dx%d", generation_id, request.size.value, image.width, image.height
+            )
+        await self._generations.mark_succeeded(
+            generation_id, at=self._clock(), request_id=generated.request_id, image_bytes=len(image.data)
+        )
+        log.info("generation %d succeeded (request %s, %d bytes)", generation_id, generated.request_id, len(image.data))
+        return GenerationResult(generation_id, request, image, generated.request_id)
+
+    @contextlib.asynccontextmanager
+    async def _failures_recorded(self, generation_id: int, request_id: str | None) -> AsyncIterator[None]:
+        """A failure inside marks the row failed (not counted); a shutdown leaves it to be resumed."""
+        try:
+            yield
         except QwenImagineError as error:
             request_id = getattr(error, "request_id", None) or request_id
             log.warning("generation %d failed: %s (request %s): %s", generation_id, error.code, request_id, error)
@@ -161,15 +187,6 @@ class GenerationService:
             log.debug("generation %d interrupted by %r", generation_id, error)
             await self._finish_failed(generation_id, type(error).__name__, request_id)
             raise
-        if (image.width, image.height) != (request.size.width, request.size.height):
-            log.warning(
-                "generation %d: asked for %s, got %dx%d", generation_id, request.size.value, image.width, image.height
-            )
-        await self._generations.mark_succeeded(
-            generation_id, at=self._clock(), request_id=request_id, image_bytes=len(image.data)
-        )
-        log.info("generation %d succeeded (request %s, %d bytes)", generation_id, request_id, len(image.data))
-        return GenerationResult(generation_id, request, image, request_id)
 
     async def _finish_failed(self, generation_id: int, code: str, request_id: str | None) -> None:
         # Shielded: the row must leave "running" even when the caller is being cancelled.

@@ -164,13 +164,12 @@ class Scheduler(Generic[R]):
     ) -> None:
         self.max_concurrency = max_concurrency
         self._limit = float(max_concurrency)
-        self._interval = 1.0 / submits_per_second
+        self._submissions: deque[float] = deque(maxlen=max(1, int(submits_per_second)))
         self._hold_seconds = hold_seconds
         self._clock = clock
         self._queue: FairQueue[R] = FairQueue()
         self._running: set[Job[R]] = set()
         self._wake = asyncio.Event()
-        self._next_submit = 0.0
         self._hold_until = 0.0
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
@@ -308,10 +307,12 @@ class Scheduler(Generic[R]):
 
     # ---------------------------------------------------------------- pacing (the API client's Pacer)
     async def before_submit(self) -> None:
-        """Wait for this submission's turn under the submissions-per-second limit."""
+        """Wait for this submission's turn: at most `submits_per_second` in any one-second window."""
         now = self._clock()
-        turn = max(now, self._next_submit)
-        self._next_submit = turn + self._interval
+        turn = now
+        if len(self._submissions) == self._submissions.maxlen:
+            turn = max(now, self._submissions[0] + 1.0)
+        self._submissions.append(turn)  # reserved now, so concurrent callers queue behind it
         if turn > now:
             await asyncio.sleep(turn - now)
 

@@ -64,14 +64,15 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                 parent_id=record.parent_id,
                 model=record.model,
             )
-            result = await services.scheduler.run(
+            generated = await services.scheduler.run(
                 Job(
                     generation_id=record.id,
                     guild_id=record.guild_id or 0,
                     member_id=record.member_id,
-                    work=lambda: services.generation.run(record.id, request, max_bytes=CHANNEL_UPLOAD_LIMIT),
+                    work=lambda: services.generation.call_api(record.id, request),
                 )
             )
+            result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
         except QwenImagineError as error:
             if error.code not in ("Interrupted", "Restarting"):
                 await services.generation.abandon(record.id, error.code)

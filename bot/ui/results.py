@@ -90,23 +90,31 @@ async def generate_and_deliver(
     scheduler.ensure_accepting()
     generation_id = await services.limits.admit(request)
     async with scheduler.delivering():
-        await interaction.response.defer(thinking=True)
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException:
+            # Too late to answer (Discord gave up on the interaction): drop the request, charge nothing.
+            await services.generation.abandon(generation_id, "NotAcknowledged")
+            raise
         progress = InteractionProgress(interaction)
         try:
-            result = await scheduler.run(
+            generated = await scheduler.run(
                 Job(
                     generation_id=generation_id,
                     guild_id=interaction.guild_id or 0,
                     member_id=interaction.user.id,
-                    work=lambda: services.generation.run(generation_id, request, max_bytes=interaction.filesize_limit),
+                    work=lambda: services.generation.call_api(generation_id, request),
                     observer=progress,
                 )
+            )
+            await progress.close()
+            result = await services.generation.fetch(
+                generation_id, request, generated, max_bytes=interaction.filesize_limit
             )
         except QwenImagineError as error:
             await progress.close()
             await report_error(interaction, error)
             return
-        await progress.close()
         message = await reply(
             interaction,
             content=credit.line() if credit else None,

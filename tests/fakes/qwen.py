@@ -8,6 +8,7 @@ answer with any documented failure, to hold requests, or to hand out odd result 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import struct
@@ -27,6 +28,7 @@ MODELS = ("qwen-image-plus", "qwen-image")
 SIZES = ("1664*928", "1472*1140", "1328*1328", "1140*1472", "928*1664", "1472*1104", "1104*1472")
 
 
+@functools.lru_cache(maxsize=64)
 def make_png(width: int, height: int, seed: int = 0) -> bytes:
     """A valid RGB PNG of the given size, one colour derived from `seed`."""
     colour = bytes(((seed * 97) % 256, (seed * 57 + 80) % 256, (seed * 31 + 160) % 256))
@@ -59,6 +61,7 @@ class RecordedRequest:
     body: Any
     answered: int = 0
     at: float = field(default_factory=time.monotonic)
+    finished: float | None = None
 
 
 class FakeQwen:
@@ -219,6 +222,7 @@ class FakeQwen:
         recorded = await self._record(request)
         response = await self._answer_sync(request, recorded)
         recorded.answered = response.status
+        recorded.finished = time.monotonic()
         await self._notify()
         return response
 
@@ -254,7 +258,8 @@ class FakeQwen:
         width, height = (int(v) for v in size.split("*"))
         seed = parameters.get("seed", 0)
         name = f"{uuid.uuid4().hex}.png"
-        self._images[name] = make_png(width, height, seed)
+        # Eight colours are plenty, and cached images keep the fake's CPU out of the bot's measurements.
+        self._images[name] = make_png(width, height, seed % 8)
         url = self.oss_url(name)
         if self._url_overrides:
             url = self._url_overrides.popleft()(url)
