@@ -7,18 +7,18 @@ import aiosqlite
 from bot.db.connection import Database
 from bot.db.generations import INSERT_GENERATION, insert_parameters
 from bot.db.records import Admission, Denial, DenialKind, NewGeneration, QueueCaps, Status, WindowUse
-from bot.limits import Limit, Scope, Window
+from bot.limits import MAX_LIMIT, Limit, Scope, Window
 
 COUNTED = "status IN ('queued', 'running', 'succeeded')"
 UNFINISHED = "status IN ('queued', 'running')"
 
 
-def _scope_filter(scope: Scope) -> str:
-    return "guild_id = ? AND member_id = ?" if scope is Scope.MEMBER else "guild_id = ?"
-
-
-def _scope_args(scope: Scope, guild_id: int, member_id: int) -> tuple[int, ...]:
-    return (guild_id, member_id) if scope is Scope.MEMBER else (guild_id,)
+def _counted_index(scope: Scope) -> tuple[str, str]:
+    """The partial index a scope's counts read (named, so the plan never depends on statistics),
+    and the filter that selects the scope in it."""
+    if scope is Scope.MEMBER:
+        return "generations_member_counted", "guild_id = :guild AND member_id = :member"
+    return "generations_guild_counted", "guild_id = :guild"
 
 
 class SqliteLimitsRepository:
@@ -114,10 +114,11 @@ class SqliteLimitsRepository:
 
     async def window_use(self, guild_id: int, member_id: int, limit: Limit, *, at: float) -> WindowUse:
         """How much of `limit` is used now, and when its oldest counted image leaves the window."""
+        index, who = _counted_index(limit.scope)
         async with self._db.connection.execute(
-            f"SELECT COUNT(*), MIN(requested_at) FROM generations "
-            f"WHERE {_scope_filter(limit.scope)} AND {COUNTED} AND requested_at > ?",
-            (*_scope_args(limit.scope, guild_id, member_id), at - limit.window.seconds),
+            f"SELECT COUNT(*), MIN(requested_at) FROM generations INDEXED BY {index} "
+            f"WHERE {who} AND {COUNTED} AND requested_at > :since",
+            {"guild": guild_id, "member": member_id, "since": at - limit.window.seconds},
         ) as cursor:
             row = await cursor.fetchone()
         used, oldest = (row[0], row[1]) if row else (0, None)
@@ -134,53 +135,64 @@ async def _first_denial(
     caps: QueueCaps | None,
     at: float,
 ) -> Denial | None:
-    async with conn.execute(
-        "SELECT 1 FROM blocked_members WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)
-    ) as cursor:
-        if await cursor.fetchone():
-            return Denial(DenialKind.BLOCKED)
-    if caps is not None:
-        denial = await _queue_cap_denial(conn, guild_id, member_id, caps)
-        if denial is not None:
-            return denial
+    """Every check in one statement: one round trip to the database thread, not one per check."""
+    closed = next((limit for limit in limits if limit.max_count == 0), None)
+    # A closed limit needs no counting; MAX_LIMIT lifts a limit.
+    checked = [] if closed else [limit for limit in limits if limit.max_count < MAX_LIMIT]
+    columns = [
+        "EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member)",
+        f"(SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished "
+        f"WHERE guild_id = :guild AND member_id = :member AND {UNFINISHED})",
+        f"(SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished "
+        f"WHERE guild_id = :guild AND {UNFINISHED})",
+    ]
+    parameters: dict[str, object] = {"guild": guild_id, "member": member_id}
+    for n, limit in enumerate(checked):
+        columns.append(f"({_nth_newest_sql(limit.scope, f':since{n}', f':skip{n}')})")
+        parameters[f"since{n}"] = at - limit.window.seconds
+        parameters[f"skip{n}"] = limit.max_count - 1
+    async with conn.execute(f"SELECT {', '.join(columns)}", parameters) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    blocked, member_jobs, guild_jobs, *nth_newest = row
+    if blocked:
+        return Denial(DenialKind.BLOCKED)
+    if caps is not None and member_jobs >= caps.per_member:
+        return Denial(DenialKind.MEMBER_QUEUE, cap=caps.per_member)
+    if caps is not None and guild_jobs >= caps.per_guild:
+        return Denial(DenialKind.SERVER_QUEUE, cap=caps.per_guild)
+    if closed is not None:
+        return Denial(DenialKind.LIMIT, limit=closed)
     denial = None
-    for limit in limits:
-        if limit.max_count == 0:
-            return Denial(DenialKind.LIMIT, limit=limit)
-        retry_at = await _slot_frees_at(conn, guild_id, member_id, limit, at)
+    for limit, requested_at in zip(checked, nth_newest, strict=True):
+        if requested_at is None:
+            continue
+        retry_at = float(requested_at) + limit.window.seconds
         # Report the limit that holds longest: that is when the next image is really allowed.
-        if retry_at is not None and (denial is None or retry_at > (denial.retry_at or 0)):
+        if denial is None or retry_at > (denial.retry_at or 0):
             denial = Denial(DenialKind.LIMIT, limit=limit, retry_at=retry_at)
     return denial
 
 
-async def _queue_cap_denial(
-    conn: aiosqlite.Connection, guild_id: int, member_id: int, caps: QueueCaps
-) -> Denial | None:
-    async with conn.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(member_id = ?), 0) FROM generations WHERE guild_id = ? AND {UNFINISHED}",
-        (member_id, guild_id),
-    ) as cursor:
-        row = await cursor.fetchone()
-    guild_jobs, member_jobs = (row[0], row[1]) if row else (0, 0)
-    if member_jobs >= caps.per_member:
-        return Denial(DenialKind.MEMBER_QUEUE, cap=caps.per_member)
-    if guild_jobs >= caps.per_guild:
-        return Denial(DenialKind.SERVER_QUEUE, cap=caps.per_guild)
-    return None
+def _nth_newest_sql(scope: Scope, since: str, skip: str) -> str:
+    """The request time of the max-th newest counted request in a window: if there is one, the limit
+    is full until it leaves the window. Reads at most max index entries, whatever the table size."""
+    index, who = _counted_index(scope)
+    return (
+        f"SELECT requested_at FROM generations INDEXED BY {index} WHERE {who} AND {COUNTED} "
+        f"AND requested_at > {since} ORDER BY requested_at DESC LIMIT 1 OFFSET {skip}"
+    )
 
 
 async def _slot_frees_at(
     conn: aiosqlite.Connection, guild_id: int, member_id: int, limit: Limit, at: float
 ) -> float | None:
-    """None if `limit` has room now, else when it will: the moment its max-th newest counted
-    request leaves the window. Reads at most `max_count` index entries, whatever the table size."""
+    """None if `limit` has room now, else when it will."""
     if limit.max_count == 0:
         return float("inf")
+    parameters = {"guild": guild_id, "member": member_id, "since": at - limit.window.seconds}
     async with conn.execute(
-        f"SELECT requested_at FROM generations WHERE {_scope_filter(limit.scope)} AND {COUNTED} "
-        f"AND requested_at > ? ORDER BY requested_at DESC LIMIT 1 OFFSET ?",
-        (*_scope_args(limit.scope, guild_id, member_id), at - limit.window.seconds, limit.max_count - 1),
+        _nth_newest_sql(limit.scope, ":since", ":skip"), {**parameters, "skip": limit.max_count - 1}
     ) as cursor:
         row = await cursor.fetchone()
     return float(row[0]) + limit.window.seconds if row else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
+import heapq
 import logging
 import math
 import time
@@ -102,20 +102,25 @@ class FairQueue(Generic[R]):
         return True
 
     def in_order(self) -> Iterator[Job[R]]:
-        """The waiting jobs in the order they will start."""
-        waiting = {g: {m: deque(jobs) for m, jobs in members.items()} for g, members in self._waiting.items()}
-        served = dict(self._served)
-        for pops in itertools.count(self._pops):
-            if not waiting:
-                return
-            guild_id, member_id = _least_recently_served(waiting, served)
-            jobs = waiting[guild_id][member_id]
+        """The waiting jobs in the order they will start (the pops simulated with heaps: O(n log n))."""
+        served, pops = self._served, self._pops
+        queues = {g: {m: deque(jobs) for m, jobs in members.items()} for g, members in self._waiting.items()}
+        # Ties between never-served keys go to who queued first: their rank in the (ordered) dicts.
+        guilds = [(served.get(g, -1), rank, g) for rank, g in enumerate(queues)]
+        members = {g: [(served.get((g, m), -1), rank, m) for rank, m in enumerate(queues[g])] for g in queues}
+        heapq.heapify(guilds)
+        for heap in members.values():
+            heapq.heapify(heap)
+        while guilds:
+            _, guild_rank, guild_id = heapq.heappop(guilds)
+            _, member_rank, member_id = heapq.heappop(members[guild_id])
+            jobs = queues[guild_id][member_id]
             yield jobs.popleft()
-            served[guild_id] = served[(guild_id, member_id)] = pops
-            if not jobs:
-                del waiting[guild_id][member_id]
-                if not waiting[guild_id]:
-                    del waiting[guild_id]
+            if jobs:
+                heapq.heappush(members[guild_id], (pops, member_rank, member_id))
+            if members[guild_id]:
+                heapq.heappush(guilds, (pops, guild_rank, guild_id))
+            pops += 1
 
     def _forget_idle(self) -> None:
         """Bound the history: keep only who is waiting (the rest return as newcomers)."""
@@ -160,6 +165,7 @@ class Scheduler(Generic[R]):
         max_concurrency: int = 2,
         submits_per_second: float = 2.0,
         hold_seconds: float = 30.0,
+        report_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_concurrency = max_concurrency
@@ -173,6 +179,8 @@ class Scheduler(Generic[R]):
         self._hold_until = 0.0
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
+        self._report_interval = report_interval
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
         self._deliveries = 0
@@ -236,6 +244,8 @@ class Scheduler(Generic[R]):
             self._dispatcher = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+        if self._reporter is not None:
+            self._reporter.cancel()
         unfinished = list(self._running) + list(self._queue.in_order())
         for task in list(self._tasks):
             task.cancel()
@@ -256,12 +266,12 @@ class Scheduler(Generic[R]):
         self.ensure_accepting()
         self._queue.push(job)
         self._wake.set()
-        self._report_positions()
+        self._positions_changed()
         try:
             return await asyncio.shield(job.future)
         except asyncio.CancelledError:
             if self._queue.remove(job):
-                self._report_positions()
+                self._positions_changed()
             raise
 
     async def _dispatch_forever(self) -> None:
@@ -275,7 +285,7 @@ class Scheduler(Generic[R]):
             task = asyncio.create_task(self._execute(job), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            self._report_positions()
+            self._positions_changed()
 
     async def _execute(self, job: Job[R]) -> None:
         started = self._clock()
@@ -295,6 +305,15 @@ class Scheduler(Generic[R]):
         finally:
             self._running.discard(job)
             self._wake.set()
+
+    def _positions_changed(self) -> None:
+        """Report positions soon: a burst of queue changes becomes one report."""
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._report_soon())
+
+    async def _report_soon(self) -> None:
+        await asyncio.sleep(self._report_interval)
+        self._report_positions()
 
     def _report_positions(self) -> None:
         eta_round = self.average_duration()
