@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy
-from bot.services.scheduler import FairQueue, Job, Scheduler
+from bot.services.jobs import FairQueue, Job
+from bot.services.scheduler import Scheduler
 from bot.settings import Secret
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from bot.api_errors import parse_retry_after
 from bot.download import HostPolicy, ImageDownloader, read_png_header
 from bot.errors import (
     ContentRejected,
@@ -19,7 +20,7 @@ from bot.errors import (
     ServiceFailed,
     ServiceMisconfigured,
 )
-from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy, parse_retry_after
+from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy
 from bot.settings import Secret
 from tests.fakes.qwen import FakeQwen, make_png
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.services.scheduler import QueuePosition
+from bot.services.jobs import QueuePosition
 
 log = logging.getLogger(__name__)
 

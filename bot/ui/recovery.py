@@ -12,7 +12,7 @@ import discord
 from bot.db import GenerationRecord
 from bot.errors import QwenImagineError
 from bot.services import Services
-from bot.services.scheduler import Job
+from bot.services.jobs import Job
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.replies import post_to_channel
 from bot.ui.results import result_view

@@ -12,7 +12,7 @@ import discord
 from bot.errors import QwenImagineError
 from bot.services import Services
 from bot.services.generation import GenerationRequest
-from bot.services.scheduler import Job
+from bot.services.jobs import Job
 from bot.ui.failures import report_error
 from bot.ui.presentation import result_embed, result_file
 from bot.ui.progress import InteractionProgress
