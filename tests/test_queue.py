@@ -6,7 +6,6 @@ import asyncio
 import random
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from bot.settings import Secret
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
-from tests.test_startup import clean_env
+from tests.test_startup import clean_env, spawn_bot
 
 PARAMS = GenerationParams(model="qwen-image-plus", prompt="a heron", size="1328*1328", seed=1, prompt_extend=False)
 
@@ -274,15 +273,7 @@ async def test_new_requests_are_refused_once_shutdown_begins(
 async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
     tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, qwen: FakeQwen, world: World
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=clean_env(**bot_env, SHUTDOWN_GRACE_SECONDS="20"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn_bot(clean_env(**bot_env, SHUTDOWN_GRACE_SECONDS="20"), tmp_path)
     try:
         await discord_server.wait_ready(timeout=30)
         qwen.hold()

@@ -20,16 +20,21 @@ def clean_env(**values: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **values}
 
 
-async def run_bot_process(env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
+async def spawn_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`python -m bot` in `cwd` with exactly `env`; its stderr (the log) is piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
         cwd=cwd,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_bot_process(env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
+    process = await spawn_bot(env, cwd)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, stderr.decode()
@@ -66,15 +71,7 @@ async def test_secrets_stay_out_of_the_log_even_at_debug(
     tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, qwen: FakeQwen, world: World
 ) -> None:
     env = clean_env(**bot_env, LOG_LEVEL="DEBUG")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn_bot(env, tmp_path)
     try:
         await discord_server.wait_ready(timeout=30)
         interaction = await imagine(discord_server, world.alice, world.channel)
