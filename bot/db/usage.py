@@ -52,11 +52,18 @@ class SqliteUsageRepository:
             async for row in cursor:
                 yield record_from_row(row)
 
-    async def scrub_prompts(self, *, before: float) -> int:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE generations SET prompt = NULL, negative_prompt = NULL "
-                "WHERE prompt IS NOT NULL AND requested_at < ?",
-                (before,),
-            )
-            return cursor.rowcount
+    async def scrub_prompts(self, *, before: float, batch: int = 500) -> int:
+        # In small transactions, so a large backlog never holds the write lock long enough to
+        # delay an admission (and with it an acknowledgement Discord wants within 3 seconds).
+        scrubbed = 0
+        while True:
+            async with self._db.transaction() as conn:
+                cursor = await conn.execute(
+                    "UPDATE generations SET prompt = NULL, negative_prompt = NULL WHERE id IN ("
+                    "SELECT id FROM generations INDEXED BY generations_prompt_age "
+                    "WHERE prompt IS NOT NULL AND requested_at < ? LIMIT ?)",
+                    (before, batch),
+                )
+                scrubbed += cursor.rowcount
+            if cursor.rowcount < batch:
+                return scrubbed
