@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
-from bot.api_errors import classify, parse_retry_after
-from bot.errors import ApiError, ServiceFailed
+from bot.errors import ServiceFailed
+from bot.qwen_responses import (
+    Reply,
+    Retryable,
+    classify,
+    extract_image,
+    int_or_none,
+    parse_reply,
+    parse_retry_after,
+    task_image,
+)
 from bot.settings import Secret
 
 log = logging.getLogger(__name__)
 
 SYNC_PATH = "/services/aigc/multimodal-generation/generation"
+ASYNC_PATH = "/services/aigc/text2image/image-synthesis"
+TASK_PATH = "/tasks/{task_id}"
 MAX_SEED = 2_147_483_647
 PROMPT_LIMIT = 800
 NEGATIVE_PROMPT_LIMIT = 500
@@ -76,6 +87,24 @@ def build_sync_body(params: GenerationParams) -> dict[str, Any]:
     }
 
 
+def build_async_body(params: GenerationParams) -> dict[str, Any]:
+    """The JSON body that creates an async generation task."""
+    prompt: dict[str, Any] = {"prompt": params.prompt}
+    if params.negative_prompt:
+        prompt["negative_prompt"] = params.negative_prompt
+    return {
+        "model": params.model,
+        "input": prompt,
+        "parameters": {
+            "size": params.size,
+            "n": 1,
+            "seed": params.seed,
+            "prompt_extend": params.prompt_extend,
+            "watermark": params.watermark,
+        },
+    }
+
+
 class Pacer(Protocol):
     """Paces submissions to the API and hears how they went (the scheduler is one)."""
 
@@ -102,17 +131,9 @@ class Unpaced:
         return None
 
 
-class _Retryable(Exception):
-    """Internal: an attempt failed in a way worth another try."""
-
-    def __init__(self, error: ApiError, retry_after: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
 class QwenImageClient:
-    """Calls the sync endpoint through one shared aiohttp session."""
+    """Calls the image API through one shared aiohttp session: the sync endpoint, or the async
+    task pair (create, then poll) whose task survives a restart of the bot."""
 
     def __init__(
         self,
@@ -123,25 +144,82 @@ class QwenImageClient:
         timeout: float = 180.0,
         pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
+        poll_interval: float = 3.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
-        self._url = base_url.rstrip("/") + SYNC_PATH
+        self._root = base_url.rstrip("/")
         self._api_key = api_key
+        self._time_limit = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=timeout)
         self._pacer = pacer or Unpaced()
         self._retry = retry or RetryPolicy()
+        self._poll_interval = poll_interval
         self._sleep = sleep
+        self._clock = clock
 
     async def generate(self, params: GenerationParams) -> GeneratedImage:
-        """Generate one image, retrying throttling and server errors; raise an ApiError otherwise."""
+        """Generate one image with the sync endpoint, retrying throttling and server errors."""
+        reply, attempts = await self._with_retries(lambda: self._call("POST", SYNC_PATH, build_sync_body(params)))
+        image = extract_image(reply.body)
+        if image is None:
+            raise ServiceFailed("NoImage", "the API answered 200 without an image", request_id=reply.request_id)
+        usage = reply.body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        return GeneratedImage(
+            image, reply.request_id, int_or_none(usage.get("width")), int_or_none(usage.get("height")), attempts
+        )
+
+    async def submit_task(self, params: GenerationParams) -> str:
+        """Create an async generation task; return its id (valid for 24 hours)."""
+        reply, _ = await self._with_retries(
+            lambda: self._call("POST", ASYNC_PATH, build_async_body(params), {"X-DashScope-Async": "enable"})
+        )
+        output = reply.body.get("output")
+        task_id = output.get("task_id") if isinstance(output, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise ServiceFailed("NoTaskId", "the API created no task", request_id=reply.request_id)
+        return task_id
+
+    async def wait_for_task(self, task_id: str) -> GeneratedImage:
+        """Poll a task until it has an image; raise its error if it failed."""
+        deadline = self._clock() + self._time_limit
+        while True:
+            reply, _ = await self._with_retries(
+                lambda: self._call("GET", TASK_PATH.format(task_id=task_id), None), paced=False
+            )
+            output = reply.body.get("output")
+            output = output if isinstance(output, dict) else {}
+            status = output.get("task_status")
+            if status == "SUCCEEDED":
+                url = task_image(output)
+                if url is None:
+                    raise ServiceFailed("NoImage", "the task succeeded without an image", request_id=reply.request_id)
+                return GeneratedImage(url, reply.request_id, None, None, 1)
+            if status == "FAILED":
+                error, _ = classify(
+                    200, str(output.get("code") or "TaskFailed"), str(output.get("message") or ""), reply.request_id
+                )
+                raise error
+            if status not in ("PENDING", "RUNNING"):
+                # CANCELED, or UNKNOWN: the task id has expired (tasks are kept 24 hours).
+                raise ServiceFailed(
+                    f"Task{str(status).title()}", f"task {task_id} is {status}", request_id=reply.request_id
+                )
+            if self._clock() >= deadline:
+                raise ServiceFailed("Timeout", f"task {task_id} did not finish in time", request_id=reply.request_id)
+            await self._sleep(self._poll_interval)
+
+    async def _with_retries(self, call: Callable[[], Awaitable[Reply]], *, paced: bool = True) -> tuple[Reply, int]:
         attempt = 0
         while True:
             attempt += 1
-            await self._pacer.before_submit()
+            if paced:
+                await self._pacer.before_submit()
             try:
-                image = await self._attempt(params, attempt)
-            except _Retryable as failure:
+                reply = await call()
+            except Retryable as failure:
                 if failure.error.status == 429:
                     self._pacer.throttled()
                 if attempt > self._retry.max_retries:
@@ -156,8 +234,9 @@ class QwenImageClient:
                 )
                 await self._sleep(delay)
             else:
-                self._pacer.succeeded()
-                return image
+                if paced:
+                    self._pacer.succeeded()
+                return reply, attempt
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -166,14 +245,14 @@ class QwenImageClient:
         ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
         return float(ceiling * (0.5 + random.random() / 2))
 
-    async def _attempt(self, params: GenerationParams, attempt: int) -> GeneratedImage:
-        headers = {
-            "Authorization": f"Bearer {self._api_key.reveal()}",
-            "Content-Type": "application/json",
-        }
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None, extra_headers: dict[str, str] | None = None
+    ) -> Reply:
+        """One HTTP exchange; any failure is raised as an ApiError (or Retryable)."""
+        headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **(extra_headers or {})}
         try:
-            async with self._session.post(
-                self._url, json=build_sync_body(params), headers=headers, timeout=self._timeout
+            async with self._session.request(
+                method, self._root + path, json=body, headers=headers, timeout=self._timeout
             ) as response:
                 text = await response.text()
                 status = response.status
@@ -184,71 +263,7 @@ class QwenImageClient:
                 # The request may be generating (and billed) upstream: don't pay twice.
                 raise ServiceFailed("Timeout", "the image API did not answer in time") from exc
             error = ServiceFailed("NetworkError", f"{type(exc).__name__}: {exc}")
-            raise _Retryable(error, None) from exc
+            raise Retryable(error, None) from exc
         except TimeoutError as exc:
             raise ServiceFailed("Timeout", "the image API did not answer in time") from exc
-        return _parse_response(status, text, header_request_id, retry_after, attempt)
-
-
-def _parse_response(
-    status: int, text: str, header_request_id: str | None, retry_after: float | None, attempt: int
-) -> GeneratedImage:
-    try:
-        body: object = json.loads(text)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        # A proxy's HTML page, or garbage: the raw text is the message.
-        _raise_api_error(status, f"HTTP{status}", text.strip()[:300], header_request_id, retry_after)
-    return _parse_body(body, status, header_request_id, retry_after, attempt)
-
-
-def _parse_body(
-    body: dict[str, Any], status: int, header_request_id: str | None, retry_after: float | None, attempt: int
-) -> GeneratedImage:
-    request_id = body.get("request_id") or header_request_id
-    code = body.get("code")
-    if status != 200 or code:
-        _raise_api_error(status, str(code or f"HTTP{status}"), str(body.get("message") or ""), request_id, retry_after)
-    image = _extract_image(body)
-    if image is None:
-        raise ServiceFailed("NoImage", "the API answered 200 without an image", request_id=request_id, status=status)
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
-        usage = {}
-    return GeneratedImage(
-        url=image,
-        request_id=request_id,
-        width=_int_or_none(usage.get("width")),
-        height=_int_or_none(usage.get("height")),
-        attempts=attempt,
-    )
-
-
-def _extract_image(body: dict[str, Any]) -> str | None:
-    output = body.get("output")
-    if not isinstance(output, dict):
-        return None
-    metric = output.get("task_metric")
-    if isinstance(metric, dict) and _int_or_none(metric.get("FAILED")):
-        return None
-    try:
-        for item in output["choices"][0]["message"]["content"]:
-            if isinstance(item, dict) and isinstance(item.get("image"), str) and item["image"]:
-                return str(item["image"])
-    except (KeyError, IndexError, TypeError):
-        return None
-    return None
-
-
-def _raise_api_error(
-    status: int, code: str, message: str, request_id: str | None, retry_after: float | None
-) -> NoReturn:
-    error, retryable = classify(status, code, message, request_id)
-    if retryable:
-        raise _Retryable(error, retry_after)
-    raise error
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return parse_reply(status, text, header_request_id, retry_after)

@@ -9,7 +9,6 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from bot.api_errors import parse_retry_after
 from bot.download import HostPolicy, ImageDownloader, read_png_header
 from bot.errors import (
     ContentRejected,
@@ -21,6 +20,7 @@ from bot.errors import (
     ServiceMisconfigured,
 )
 from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy
+from bot.qwen_responses import parse_retry_after
 from bot.settings import Secret
 from tests.fakes.qwen import FakeQwen, make_png
 

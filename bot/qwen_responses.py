@@ -1,11 +1,13 @@
-"""What the image API's failures mean: which domain error each is, and whether to retry it."""
+"""Reading the image API's answers: success bodies, error codes and what they mean, Retry-After."""
 
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from bot.errors import (
     ApiError,
@@ -83,3 +85,73 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now())
+
+
+class Retryable(Exception):
+    """An attempt failed in a way worth another try (after `retry_after`, if the server said)."""
+
+    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful (HTTP 200, no error code) JSON answer."""
+
+    body: dict[str, Any]
+    request_id: str | None
+
+
+def parse_reply(status: int, text: str, header_request_id: str | None, retry_after: float | None) -> Reply:
+    try:
+        body: object = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        # A proxy's HTML page, or garbage: the raw text is the message.
+        raise_api_error(status, f"HTTP{status}", text.strip()[:300], header_request_id, retry_after)
+    request_id = body.get("request_id") or header_request_id
+    code = body.get("code")
+    if status != 200 or code:
+        raise_api_error(status, str(code or f"HTTP{status}"), str(body.get("message") or ""), request_id, retry_after)
+    return Reply(body, request_id)
+
+
+def extract_image(body: dict[str, Any]) -> str | None:
+    output = body.get("output")
+    if not isinstance(output, dict):
+        return None
+    metric = output.get("task_metric")
+    if isinstance(metric, dict) and int_or_none(metric.get("FAILED")):
+        return None
+    try:
+        for item in output["choices"][0]["message"]["content"]:
+            if isinstance(item, dict) and isinstance(item.get("image"), str) and item["image"]:
+                return str(item["image"])
+    except (KeyError, IndexError, TypeError):
+        return None
+    return None
+
+
+def task_image(output: dict[str, Any]) -> str | None:
+    results = output.get("results")
+    if isinstance(results, list):
+        for result in results:
+            if isinstance(result, dict) and isinstance(result.get("url"), str) and result["url"]:
+                return str(result["url"])
+    return None
+
+
+def raise_api_error(
+    status: int, code: str, message: str, request_id: str | None, retry_after: float | None
+) -> NoReturn:
+    error, retryable = classify(status, code, message, request_id)
+    if retryable:
+        raise Retryable(error, retry_after)
+    raise error
+
+
+def int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
