@@ -59,12 +59,14 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     timeout=settings.request_timeout,
                     pacer=scheduler,
                     retry=RetryPolicy(max_retries=settings.max_retries),
+                    poll_interval=settings.poll_seconds,
                 ),
                 ImageDownloader(session, HostPolicy(settings.result_hosts)),
                 SqliteGenerationRepository(database),
                 model=settings.model,
                 sizes=settings.sizes,
                 default_size=settings.default_size,
+                use_async_tasks=settings.use_async_tasks,
             )
             services = Services(
                 generation=generation,

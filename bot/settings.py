@@ -69,6 +69,8 @@ class Settings:
     max_concurrency: int = 2  # DASHSCOPE_MAX_CONCURRENCY
     max_submits_per_second: float = 2.0  # DASHSCOPE_MAX_SUBMITS_PER_SECOND
     max_retries: int = 3  # DASHSCOPE_MAX_RETRIES
+    use_async_tasks: bool = False  # DASHSCOPE_API_MODE (sync or async)
+    poll_seconds: float = 3.0  # DASHSCOPE_POLL_SECONDS
     request_timeout: float = 180.0  # DASHSCOPE_TIMEOUT_SECONDS
     database_path: Path = Path("data/qwen-imagine.sqlite3")  # DATABASE_PATH
     discord_api_base_url: str | None = None  # DISCORD_API_BASE_URL
@@ -111,6 +113,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_concurrency=reader.integer("DASHSCOPE_MAX_CONCURRENCY", 2, 1, 64),
         max_submits_per_second=float(reader.integer("DASHSCOPE_MAX_SUBMITS_PER_SECOND", 2, 1, 1000)),
         max_retries=reader.integer("DASHSCOPE_MAX_RETRIES", 3, 0, 10),
+        use_async_tasks=reader.choice("DASHSCOPE_API_MODE", ("sync", "async"), "sync") == "async",
+        poll_seconds=reader.number("DASHSCOPE_POLL_SECONDS", 3.0, 0.01, 60.0),
         request_timeout=float(reader.integer("DASHSCOPE_TIMEOUT_SECONDS", 180, 10, 600)),
         database_path=Path(reader.text("DATABASE_PATH", "data/qwen-imagine.sqlite3")),
         discord_api_base_url=reader.optional_url("DISCORD_API_BASE_URL", ("http", "https")),
@@ -164,6 +168,16 @@ class _Reader:
             raise SettingsError(name, f"a whole number from {low} to {high} (got {raw!r})") from None
         if not low <= value <= high:
             raise SettingsError(name, f"a whole number from {low} to {high} (got {value})")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"a number from {low:g} to {high:g} (got {raw!r})") from None
+        if not low <= value <= high:
+            raise SettingsError(name, f"a number from {low:g} to {high:g} (got {raw})")
         return value
 
     def url(self, name: str, default: str) -> str:

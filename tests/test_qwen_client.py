@@ -328,3 +328,23 @@ def test_png_header_checks() -> None:
     corrupted[20] ^= 0xFF
     with pytest.raises(ImageFetchFailed, match="IHDR"):
         read_png_header(bytes(corrupted))
+
+
+async def test_an_expired_task_is_a_failure(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
+    with pytest.raises(ServiceFailed) as caught:
+        await client(session, qwen, Sleeps()).wait_for_task("no-such-task")
+    assert caught.value.code == "TaskUnknown"
+
+
+async def test_creating_a_task_without_the_async_header_is_refused_by_the_api(qwen: FakeQwen) -> None:
+    # The contract the client relies on: the fake, like the API, wants X-DashScope-Async.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            qwen.base_url + "/services/aigc/text2image/image-synthesis",
+            json={"model": "qwen-image-plus", "input": {"prompt": "x"}},
+            headers={"Authorization": f"Bearer {qwen.api_key}"},
+        ) as response,
+    ):
+        body = await response.json()
+    assert (response.status, body["code"]) == (403, "AccessDenied")

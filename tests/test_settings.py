@@ -23,6 +23,15 @@ def test_defaults() -> None:
     assert settings.command_guild_ids == ()
     assert settings.log_level == "INFO"
     assert settings.sizes == DEFAULT_SIZES and settings.default_size == "1328*1328"
+    assert (settings.max_concurrency, settings.max_submits_per_second, settings.max_retries) == (2, 2.0, 3)
+    assert (settings.use_async_tasks, settings.poll_seconds) == (False, 3.0)
+    assert (settings.max_jobs_per_member, settings.max_jobs_per_guild, settings.shutdown_grace_seconds) == (3, 30, 25.0)
+    assert settings.usage_retention_days == 90
+    assert [(limit.scope.value, limit.window.value, limit.max_count) for limit in settings.default_limits] == [
+        ("member", "hour", 5),
+        ("member", "day", 20),
+        ("server", "day", 200),
+    ]
 
 
 def test_region_picks_the_api_root_and_an_override_wins() -> None:
@@ -66,6 +75,11 @@ def test_lists_are_parsed() -> None:
         ({**REQUIRED, "QWEN_IMAGE_DEFAULT_SIZE": "1024*1024"}, "QWEN_IMAGE_DEFAULT_SIZE"),
         ({**REQUIRED, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({**REQUIRED, "DASHSCOPE_MAX_CONCURRENCY": "0"}, "DASHSCOPE_MAX_CONCURRENCY"),
+        ({**REQUIRED, "DASHSCOPE_API_MODE": "batch"}, "DASHSCOPE_API_MODE"),
+        ({**REQUIRED, "DASHSCOPE_POLL_SECONDS": "soon"}, "DASHSCOPE_POLL_SECONDS"),
+        ({**REQUIRED, "DEFAULT_LIMITS": "member/hour"}, "DEFAULT_LIMITS"),
+        ({**REQUIRED, "MAX_JOBS_PER_MEMBER": "0"}, "MAX_JOBS_PER_MEMBER"),
+        ({**REQUIRED, "SHUTDOWN_GRACE_SECONDS": "-1"}, "SHUTDOWN_GRACE_SECONDS"),
     ],
 )
 def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:

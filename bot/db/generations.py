@@ -11,7 +11,7 @@ from bot.db.records import GenerationRecord, NewGeneration, Status
 
 COLUMNS = (
     "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
-    "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id"
+    "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id, task_id"
 )
 
 INSERT_GENERATION = (
@@ -105,6 +105,9 @@ class SqliteGenerationRepository:
     async def clear_message(self, generation_id: int) -> None:
         await self._update(generation_id, "message_id = NULL")
 
+    async def set_task_id(self, generation_id: int, task_id: str) -> None:
+        await self._update(generation_id, "task_id = ?", task_id)
+
     async def unfinished(self) -> list[GenerationRecord]:
         async with self._db.connection.execute(
             f"SELECT {COLUMNS} FROM generations WHERE status IN ('queued', 'running') ORDER BY id"
@@ -146,4 +149,5 @@ def record_from_row(row: aiosqlite.Row) -> GenerationRecord:
         image_bytes=row["image_bytes"],
         parent_id=row["parent_id"],
         message_id=row["message_id"],
+        task_id=row["task_id"],
     )

@@ -59,6 +59,7 @@ class GenerationRecord:
     image_bytes: int | None
     parent_id: int | None
     message_id: int | None
+    task_id: str | None = None
 
 
 class GenerationRepository(Protocol):
@@ -92,6 +93,9 @@ class GenerationRepository(Protocol):
 
     async def clear_message(self, generation_id: int) -> None:
         """Forget the result message (it was deleted)."""
+
+    async def set_task_id(self, generation_id: int, task_id: str) -> None:
+        """Remember the async API task that is making this image."""
 
     async def unfinished(self) -> list[GenerationRecord]:
         """Rows still queued or running, oldest first."""

@@ -83,6 +83,7 @@ class GenerationService:
         model: str,
         sizes: tuple[ImageSize, ...],
         default_size: str,
+        use_async_tasks: bool = False,
         clock: Callable[[], float] = time.time,
         seed_source: Callable[[], int] | None = None,
     ) -> None:
@@ -92,6 +93,7 @@ class GenerationService:
         self._model = model
         self.sizes = sizes
         self._default_size = default_size
+        self._use_async_tasks = use_async_tasks
         self._clock = clock
         self._seed_source = seed_source or (lambda: random.randint(0, MAX_SEED))
 
@@ -149,11 +151,20 @@ class GenerationService:
         generated = await self.call_api(generation_id, request)
         return await self.fetch(generation_id, request, generated, max_bytes=max_bytes)
 
-    async def call_api(self, generation_id: int, request: GenerationRequest) -> GeneratedImage:
-        """The part that needs one of the account's API slots: ask the API for the image."""
+    async def call_api(
+        self, generation_id: int, request: GenerationRequest, *, task_id: str | None = None
+    ) -> GeneratedImage:
+        """The part that needs one of the account's API slots: ask the API for the image. With async
+        tasks the task id is stored as soon as it exists, and a stored `task_id` is polled, not paid
+        for again."""
         await self._generations.mark_running(generation_id, at=self._clock())
         async with self._failures_recorded(generation_id, None):
-            return await self._api.generate(request.params)
+            if task_id is None and not self._use_async_tasks:
+                return await self._api.generate(request.params)
+            if task_id is None:
+                task_id = await self._api.submit_task(request.params)
+                await self._generations.set_task_id(generation_id, task_id)
+            return await self._api.wait_for_task(task_id)
 
     async def fetch(
         self, generation_id: int, request: GenerationRequest, generated: GeneratedImage, *, max_bytes: int

@@ -69,7 +69,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     generation_id=record.id,
                     guild_id=record.guild_id or 0,
                     member_id=record.member_id,
-                    work=lambda: services.generation.call_api(record.id, request),
+                    work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
                 )
             )
             result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)

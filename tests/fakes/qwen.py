@@ -81,6 +81,7 @@ class FakeQwen:
         self._images: dict[str, bytes] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
         self._tasks: dict[str, dict[str, Any]] = {}
+        self._task_failures: tuple[str, str] | None = None
         self._open = asyncio.Event()
         self._open.set()
         self._permits = asyncio.Semaphore(0)
@@ -281,17 +282,45 @@ class FakeQwen:
 
     async def _async_create(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
+        response = self._create_task(request, recorded)
+        recorded.answered = response.status
+        await self._notify()
+        return response
+
+    def _create_task(self, request: web.Request, recorded: RecordedRequest) -> web.Response:
         if (auth := self._auth_error(request)) is not None:
             return auth
         if request.headers.get("X-DashScope-Async") != "enable":
             return self._error(403, "AccessDenied", "current user api does not support synchronous calls")
-        body = recorded.body if isinstance(recorded.body, dict) else {}
+        if sum(not self._task_done(task) for task in self._tasks.values()) >= self.max_concurrency:
+            self.throttled += 1
+            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+        if self._injected:
+            injected = self._injected.popleft()
+            assert isinstance(injected.body, dict)
+            return _json(injected.status, injected.body, str(injected.body.get("request_id", "")), injected.headers)
+        problem = validate_async_body(recorded.body)
+        if problem:
+            return self._error(400, "InvalidParameter", problem)
         task_id = str(uuid.uuid4())
-        self._tasks[task_id] = {"body": body, "submitted": time.monotonic()}
+        self._tasks[task_id] = {"body": recorded.body, "submitted": time.monotonic(), "fail": self._task_failures}
+        self._task_failures = None
         request_id = f"req-{next(self._ids)}"
         return _json(
             200, {"output": {"task_status": "PENDING", "task_id": task_id}, "request_id": request_id}, request_id
         )
+
+    def _task_done(self, task: dict[str, Any]) -> bool:
+        return bool(self._open.is_set() and time.monotonic() - task["submitted"] >= self.latency)
+
+    def fail_next_task(self, code: str, message: str) -> None:
+        """The next task created ends FAILED with this code."""
+        self._task_failures = (code, message)
+
+    @property
+    def task_creations(self) -> list[RecordedRequest]:
+        """Requests to the async create endpoint, in order."""
+        return [r for r in self.requests if r.path == ASYNC_PATH]
 
     async def _task(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -299,19 +328,25 @@ class FakeQwen:
             return auth
         task_id = request.match_info["task_id"]
         task = self._tasks.get(task_id)
+        request_id = f"req-{next(self._ids)}"
         if task is None:
-            return self._error(404, "InvalidParameter", "task not found")
-        output: dict[str, Any] = {"task_id": task_id}
-        if time.monotonic() - task["submitted"] < self.latency:
-            output["task_status"] = "RUNNING"
+            output: dict[str, Any] = {"task_id": task_id, "task_status": "UNKNOWN"}
+        elif not self._task_done(task):
+            output = {"task_id": task_id, "task_status": "RUNNING"}
+        elif task["fail"]:
+            code, message = task["fail"]
+            output = {"task_id": task_id, "task_status": "FAILED", "code": code, "message": message}
         else:
             parameters = task["body"].get("parameters", {})
             width, height = (int(v) for v in parameters.get("size", "1328*1328").split("*"))
             name = task.setdefault("image", f"{uuid.uuid4().hex}.png")
-            self._images.setdefault(name, make_png(width, height, parameters.get("seed", 0)))
+            self._images.setdefault(name, make_png(width, height, parameters.get("seed", 0) % 8))
             prompt = task["body"].get("input", {}).get("prompt", "")
-            output.update(task_status="SUCCEEDED", results=[{"orig_prompt": prompt, "url": self.oss_url(name)}])
-        request_id = f"req-{next(self._ids)}"
+            output = {
+                "task_id": task_id,
+                "task_status": "SUCCEEDED",
+                "results": [{"orig_prompt": prompt, "url": self.oss_url(name)}],
+            }
         return _json(200, {"request_id": request_id, "output": output, "usage": {"image_count": 1}}, request_id)
 
     async def _oss(self, request: web.Request) -> web.StreamResponse:
@@ -348,6 +383,22 @@ def validate_sync_body(body: Any) -> str | None:
     seed = parameters.get("seed", 0)
     if not isinstance(seed, int) or not 0 <= seed <= 2_147_483_647:
         return "seed must be in [0, 2147483647]"
+    return None
+
+
+def validate_async_body(body: Any) -> str | None:
+    """What the real API would reject in an async task body, or None if it is acceptable."""
+    if not isinstance(body, dict):
+        return "request body must be JSON"
+    if body.get("model") not in MODELS:
+        return f"Model not exist: {body.get('model')}"
+    if not isinstance(body.get("input", {}).get("prompt"), str):
+        return "input.prompt is required"
+    parameters = body.get("parameters", {})
+    if parameters.get("n", 1) != 1:
+        return "num_images_per_prompt must be 1"
+    if parameters.get("size", "1328*1328") not in SIZES:
+        return f"size {parameters.get('size')} is not supported"
     return None
 
 
