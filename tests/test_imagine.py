@@ -291,3 +291,19 @@ async def test_fifty_requests_at_once_are_all_delivered_without_upstream_throttl
     assert [m.content for m in messages if not m.attachments] == []
     assert qwen.throttled == 0 and qwen.max_in_flight <= 2
     assert all(r["status"] == "succeeded" for r in usage_rows(bot))
+
+
+async def test_commands_are_synced_again_only_when_they_change(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+) -> None:
+    await bots.start()
+    await bots.stop()
+    await bots.start()
+    assert discord_server.sync_calls == {None: 1}
+    await bots.stop()
+    # Development mode: the same commands, synced to one guild instead (instant for its members).
+    await bots.start(COMMAND_GUILD_IDS=str(world.guild.id))
+    assert discord_server.sync_calls == {None: 1, world.guild.id: 1}
+    assert {c["name"] for c in discord_server.synced_commands[world.guild.id]} >= {"imagine", "limits", "Remix image"}
+    answer = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
+    assert answer.attachments
