@@ -98,6 +98,8 @@ def report(jobs: int, latency: float, makespan: float, loner_asked: float, qwen:
     print(f"makespan / ideal:        {makespan / ideal:8.3f}   (target <= 1.05)")
     print(f"slot idle fraction:      {1 - busy / (2 * makespan):8.3f}")
     print(f"single-job guild waited: {loner_wait:8.2f} s = {loner_wait / (latency / 2):.2f} slot turns")
+    position = [prompt_of(r.body) for r in requests].index(loner) + 1
+    print(f"  its job started {position}th of {len(requests)} (see the start order below)")
     print(f"429s from the fake API:  {qwen.throttled:8d}   (target 0)")
     print(f"most in flight at once:  {qwen.max_in_flight:8d}")
     print(f"images generated:        {len(generated):8d}")

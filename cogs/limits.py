@@ -102,8 +102,12 @@ class LimitsCog(commands.Cog):
         guild_id = guild_id_of(interaction)
         await self.limit_service.reset(guild_id)
         rows = await self.limit_service.overview(guild_id)
+        blocked = await self.limit_service.blocked(guild_id)
         await interaction.response.send_message(
-            "All limits are back to the defaults.", embed=limits_embed(rows, ()), ephemeral=True
+            "All limits are back to the defaults.",
+            embed=limits_embed(rows, blocked),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
 
     @limits.command(name="block", description="Stop a member from generating images here")
