@@ -56,8 +56,11 @@ class LimitsCog(commands.Cog):
 
     @tasks.loop(hours=6)
     async def retention(self) -> None:
-        """Clear old prompts now and every six hours."""
-        await self.usage_service.apply_retention()
+        """Clear old prompts now and every six hours (a failure is logged and tried again next time)."""
+        try:
+            await self.usage_service.apply_retention()
+        except Exception:
+            log.exception("could not apply the prompt retention period")
 
     @limits.command(name="show", description="This server's limits, the defaults it inherits, and current use")
     @app_commands.checks.has_permissions(manage_guild=True)
