@@ -78,29 +78,22 @@ class SqliteGenerationRepository:
         await self._update(generation_id, "channel_id = ?, message_id = ?", channel_id, message_id)
 
     async def get(self, generation_id: int) -> GenerationRecord | None:
-        async with self._db.connection.execute(
-            f"SELECT {COLUMNS} FROM generations WHERE id = ?", (generation_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        found = await self._select(f"SELECT {COLUMNS} FROM generations WHERE id = ?", (generation_id,))
+        return found[0] if found else None
 
     async def find_by_message(self, message_id: int) -> GenerationRecord | None:
-        async with self._db.connection.execute(
-            f"SELECT {COLUMNS} FROM generations WHERE message_id = ?", (message_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        found = await self._select(f"SELECT {COLUMNS} FROM generations WHERE message_id = ?", (message_id,))
+        return found[0] if found else None
 
     async def ancestors(self, generation_id: int, *, limit: int = 10) -> list[GenerationRecord]:
-        async with self._db.connection.execute(
+        return await self._select(
             f"WITH RECURSIVE chain(id, depth) AS ("
             f" SELECT parent_id, 1 FROM generations WHERE id = ? AND parent_id IS NOT NULL"
             f" UNION ALL SELECT g.parent_id, c.depth + 1 FROM generations g JOIN chain c ON g.id = c.id"
             f" WHERE g.parent_id IS NOT NULL AND c.depth < ?)"
             f" SELECT {COLUMNS} FROM generations JOIN chain USING (id) ORDER BY chain.depth",
             (generation_id, limit),
-        ) as cursor:
-            return [record_from_row(row) for row in await cursor.fetchall()]
+        )
 
     async def clear_message(self, generation_id: int) -> None:
         await self._update(generation_id, "message_id = NULL")
@@ -109,10 +102,9 @@ class SqliteGenerationRepository:
         await self._update(generation_id, "task_id = ?", task_id)
 
     async def unfinished(self) -> list[GenerationRecord]:
-        async with self._db.connection.execute(
+        return await self._select(
             f"SELECT {COLUMNS} FROM generations WHERE status IN ('queued', 'running') ORDER BY id"
-        ) as cursor:
-            return [record_from_row(row) for row in await cursor.fetchall()]
+        )
 
     async def mark_queued(self, generation_ids: list[int]) -> None:
         async with self._db.transaction() as conn:
@@ -122,32 +114,18 @@ class SqliteGenerationRepository:
                 [(generation_id,) for generation_id in generation_ids],
             )
 
+    async def _select(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[GenerationRecord]:
+        async with self._db.connection.execute(sql, parameters) as cursor:
+            return [record_from_row(row) for row in await cursor.fetchall()]
+
     async def _update(self, generation_id: int, assignments: str, *values: Any) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))
 
 
 def record_from_row(row: aiosqlite.Row) -> GenerationRecord:
-    """Turn a row selected with every column into a GenerationRecord."""
-    return GenerationRecord(
-        id=row["id"],
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        member_id=row["member_id"],
-        requested_at=row["requested_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        status=Status(row["status"]),
-        error_code=row["error_code"],
-        model=row["model"],
-        size=row["size"],
-        seed=row["seed"],
-        prompt_extend=bool(row["prompt_extend"]),
-        prompt=row["prompt"],
-        negative_prompt=row["negative_prompt"],
-        request_id=row["request_id"],
-        image_bytes=row["image_bytes"],
-        parent_id=row["parent_id"],
-        message_id=row["message_id"],
-        task_id=row["task_id"],
-    )
+    """Turn a row selected with every column (COLUMNS) into a GenerationRecord."""
+    values = dict(zip(row.keys(), row, strict=True))
+    values["status"] = Status(values["status"])
+    values["prompt_extend"] = bool(values["prompt_extend"])
+    return GenerationRecord(**values)
