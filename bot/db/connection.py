@@ -61,6 +61,13 @@ class Database:
                 raise
             await self.connection.execute("COMMIT")
 
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The write lock without BEGIN: for one statement, which SQLite makes atomic by itself
+        (it must not run inside another coroutine's open transaction, hence the lock)."""
+        async with self._write_lock:
+            yield self.connection
+
     async def schema_version(self) -> int:
         """The number of the last migration applied (`PRAGMA user_version`)."""
         async with self.connection.execute("PRAGMA user_version") as cursor:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import aiosqlite
 
 from bot.db.connection import Database
-from bot.db.generations import INSERT_GENERATION, insert_parameters
 from bot.db.records import Admission, Denial, DenialKind, NewGeneration, QueueCaps, Status, WindowUse
 from bot.limits import MAX_LIMIT, Limit, Scope, Window
 
@@ -87,21 +88,31 @@ class SqliteLimitsRepository:
         caps: QueueCaps | None = None,
         status: Status = Status.QUEUED,
     ) -> Admission:
-        """Check every limit and record the request, in one write transaction so that
-        simultaneous requests cannot all see the same free slot."""
+        """Check the block list, `caps` and `limits` and record the request, denied or not, in one
+        INSERT ... SELECT: atomic, so simultaneous requests cannot all see the same free slot, and a
+        single round trip to the database thread."""
         assert new.guild_id is not None
-        async with self._db.transaction() as conn:
-            denial = await _first_denial(conn, new.guild_id, new.member_id, limits, caps, at)
-            row_status = Status.DENIED if denial else status
-            cursor = await conn.execute(INSERT_GENERATION, insert_parameters(new, row_status, at))
-            generation_id = cursor.lastrowid
-            assert generation_id is not None
-            if denial:
-                await conn.execute(
-                    "UPDATE generations SET error_code = ?, finished_at = ? WHERE id = ?",
-                    (denial.code, at, generation_id),
-                )
-        return Admission(generation_id=generation_id, denial=denial)
+        sql, limit_parameters = _admission_sql(limits, caps)
+        parameters = dict(limit_parameters)
+        parameters.update(
+            guild=new.guild_id,
+            channel=new.channel_id,
+            member=new.member_id,
+            at=at,
+            status=status.value,
+            model=new.model,
+            size=new.size,
+            seed=new.seed,
+            prompt_extend=int(new.prompt_extend),
+            prompt=new.prompt,
+            negative_prompt=new.negative_prompt or None,
+            parent=new.parent_id,
+        )
+        async with self._db.single_statement() as conn, conn.execute(sql, parameters) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        generation_id, code, denied_until = row
+        return Admission(generation_id=generation_id, denial=_denial(code, denied_until, limits, caps))
 
     async def busiest_member(self, guild_id: int, *, since: float) -> tuple[int, int] | None:
         async with self._db.connection.execute(
@@ -127,51 +138,77 @@ class SqliteLimitsRepository:
         return WindowUse(limit=limit, used=used, next_frees_at=frees_at, allowed_again_at=retry_at)
 
 
-async def _first_denial(
-    conn: aiosqlite.Connection,
-    guild_id: int,
-    member_id: int,
-    limits: tuple[Limit, ...],
-    caps: QueueCaps | None,
-    at: float,
-) -> Denial | None:
-    """Every check in one statement: one round trip to the database thread, not one per check."""
+@functools.lru_cache(maxsize=256)
+def _admission_sql(limits: tuple[Limit, ...], caps: QueueCaps | None) -> tuple[str, dict[str, object]]:
+    """The admission statement for these limits and caps, and its limit-specific parameters.
+
+    The checks, in order: blocked; the member's and the guild's unfinished jobs against the caps;
+    a closed (0) limit; then each limit's max-th newest counted request in its window: if it
+    exists, the limit is full until it leaves the window. The limit that stays full longest is
+    the one reported, with the time it frees (`denied_until`)."""
     closed = next((limit for limit in limits if limit.max_count == 0), None)
     # A closed limit needs no counting; MAX_LIMIT lifts a limit.
     checked = [] if closed else [limit for limit in limits if limit.max_count < MAX_LIMIT]
-    columns = [
-        "EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member)",
-        f"(SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished "
-        f"WHERE guild_id = :guild AND member_id = :member AND {UNFINISHED})",
-        f"(SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished "
-        f"WHERE guild_id = :guild AND {UNFINISHED})",
-    ]
-    parameters: dict[str, object] = {"guild": guild_id, "member": member_id}
+    parameters: dict[str, object] = {
+        "member_cap": caps.per_member if caps else None,
+        "guild_cap": caps.per_guild if caps else None,
+    }
+    frees = []
     for n, limit in enumerate(checked):
-        columns.append(f"({_nth_newest_sql(limit.scope, f':since{n}', f':skip{n}')})")
-        parameters[f"since{n}"] = at - limit.window.seconds
+        seconds = limit.window.seconds
+        frees.append(f"({_nth_newest_sql(limit.scope, f'(:at - {seconds})', f':skip{n}')}) + {seconds} AS frees{n}")
         parameters[f"skip{n}"] = limit.max_count - 1
-    async with conn.execute(f"SELECT {', '.join(columns)}", parameters) as cursor:
-        row = await cursor.fetchone()
-    assert row is not None
-    blocked, member_jobs, guild_jobs, *nth_newest = row
-    if blocked:
-        return Denial(DenialKind.BLOCKED)
-    if caps is not None and member_jobs >= caps.per_member:
-        return Denial(DenialKind.MEMBER_QUEUE, cap=caps.per_member)
-    if caps is not None and guild_jobs >= caps.per_guild:
-        return Denial(DenialKind.SERVER_QUEUE, cap=caps.per_guild)
+    codes = [
+        "WHEN blocked THEN 'blocked'",
+        "WHEN member_jobs >= :member_cap THEN 'member_queue'",
+        "WHEN guild_jobs >= :guild_cap THEN 'server_queue'",
+    ]
     if closed is not None:
-        return Denial(DenialKind.LIMIT, limit=closed)
-    denial = None
-    for limit, requested_at in zip(checked, nth_newest, strict=True):
-        if requested_at is None:
-            continue
-        retry_at = float(requested_at) + limit.window.seconds
-        # Report the limit that holds longest: that is when the next image is really allowed.
-        if denial is None or retry_at > (denial.retry_at or 0):
-            denial = Denial(DenialKind.LIMIT, limit=limit, retry_at=retry_at)
-    return denial
+        codes.append(f"WHEN 1 THEN '{Denial(DenialKind.LIMIT, limit=closed).code}'")
+    codes += [
+        f"WHEN frees{n} = frees THEN '{Denial(DenialKind.LIMIT, limit=limit).code}'" for n, limit in enumerate(checked)
+    ]
+    frees_columns = "".join(f", {column}" for column in frees)
+    latest = ", ".join([f"COALESCE(frees{n}, 0)" for n in range(len(checked))] + ["0", "0"])
+    sql = f"""
+        WITH checks AS (
+            SELECT
+                EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member) AS blocked,
+                (SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished
+                 WHERE guild_id = :guild AND member_id = :member AND {UNFINISHED}) AS member_jobs,
+                (SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished
+                 WHERE guild_id = :guild AND {UNFINISHED}) AS guild_jobs
+                {frees_columns}
+        ),
+        decision AS (
+            SELECT *, CASE {" ".join(codes)} END AS code
+            FROM (SELECT *, NULLIF(MAX({latest}), 0) AS frees FROM checks)
+        )
+        INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, error_code, finished_at,
+            denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id)
+        SELECT :guild, :channel, :member, :at, IIF(code IS NULL, :status, 'denied'), code,
+            IIF(code IS NULL, NULL, :at), IIF(code LIKE 'limit:%', frees, NULL),
+            :model, :size, :seed, :prompt_extend, :prompt, :negative_prompt, :parent
+        FROM decision
+        RETURNING id, error_code, denied_until
+    """
+    return sql, parameters
+
+
+def _denial(
+    code: str | None, denied_until: float | None, limits: tuple[Limit, ...], caps: QueueCaps | None
+) -> Denial | None:
+    """The Denial an admission's error code stands for (None: admitted)."""
+    if code is None:
+        return None
+    if code == DenialKind.BLOCKED.value:
+        return Denial(DenialKind.BLOCKED)
+    if code == DenialKind.MEMBER_QUEUE.value and caps is not None:
+        return Denial(DenialKind.MEMBER_QUEUE, cap=caps.per_member)
+    if code == DenialKind.SERVER_QUEUE.value and caps is not None:
+        return Denial(DenialKind.SERVER_QUEUE, cap=caps.per_guild)
+    limit = next(limit for limit in limits if Denial(DenialKind.LIMIT, limit=limit).code == code)
+    return Denial(DenialKind.LIMIT, limit=limit, retry_at=denied_until)
 
 
 def _nth_newest_sql(scope: Scope, since: str, skip: str) -> str:
