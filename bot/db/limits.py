@@ -108,10 +108,9 @@ class SqliteLimitsRepository:
             negative_prompt=new.negative_prompt or None,
             parent=new.parent_id,
         )
-        async with self._db.single_statement() as conn, conn.execute(sql, parameters) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        generation_id, code, denied_until = row
+        async with self._db.single_statement() as conn:
+            # One call into the database thread: execute, fetch and close together.
+            [(generation_id, code, denied_until)] = await conn.execute_fetchall(sql, parameters)
         return Admission(generation_id=generation_id, denial=_denial(code, denied_until, limits, caps))
 
     async def busiest_member(self, guild_id: int, *, since: float) -> tuple[int, int] | None:
