@@ -17,18 +17,25 @@ log = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-class Database:
-    """One aiosqlite connection; writes go through `transaction()` so they never interleave."""
+#: How often the write-ahead log is copied back into the database file.
+CHECKPOINT_SECONDS = 10.0
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+
+class Database:
+    """One aiosqlite connection for the bot's work; writes go through `transaction()` (or
+    `single_statement()`) so they never interleave. A second connection, in its own thread,
+    checkpoints the write-ahead log in the background, so no request ever waits for it."""
+
+    def __init__(self, connection: aiosqlite.Connection, checkpointer: aiosqlite.Connection) -> None:
         self.connection = connection
+        self._checkpointer = checkpointer
         self._write_lock = asyncio.Lock()
+        self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
+    async def open(cls, path: Path, *, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> Database:
         """Open (creating the file and its folder) and migrate the database at `path`."""
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
         connection.row_factory = aiosqlite.Row
         try:
@@ -36,18 +43,46 @@ class Database:
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA foreign_keys = ON")
             await connection.execute("PRAGMA busy_timeout = 5000")
-            database = cls(connection)
-            await database.migrate()
+            # Checkpoints happen on the other connection, not inside some request's write.
+            await connection.execute("PRAGMA wal_autocheckpoint = 0")
+            checkpointer = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             await connection.close()
             raise
+        database = cls(connection, checkpointer)
+        try:
+            await database.migrate()
+        except BaseException:
+            await database.close()
+            raise
+        database._checkpoints = asyncio.create_task(database._checkpoint_forever(checkpoint_seconds))
         return database
 
     async def close(self) -> None:
-        """Checkpoint and close the connection."""
+        """Stop checkpointing, checkpoint fully, and close both connections."""
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.gather(self._checkpoints, return_exceptions=True)
         async with self._write_lock:
             await self.connection.execute("PRAGMA optimize")
+            await self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             await self.connection.close()
+        await self._checkpointer.close()
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """Copy committed pages from the write-ahead log into the database without blocking anyone;
+        return (pages in the log, pages copied)."""
+        async with self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+            row = await cursor.fetchone()
+        return (int(row[1]), int(row[2])) if row else (0, 0)
+
+    async def _checkpoint_forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.checkpoint()
+            except aiosqlite.Error as error:
+                log.warning("database checkpoint failed: %s", error)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
