@@ -74,70 +74,66 @@ def require_guild(interaction: discord.Interaction[Any]) -> int:
     return interaction.guild_id
 
 
-class RemixModal(discord.ui.Modal):
-    """The remix form, prefilled from the original; a seed left as it was reproduces its seed."""
+REMIX_FORM = re.compile(r"qi:remix-form:(?P<id>[0-9]{1,19})")
 
-    def __init__(self, services: Services, record: GenerationRecord, clicker_id: int) -> None:
-        super().__init__(title="Remix image", timeout=30 * 60, custom_id=f"qi:remix-form:{record.id}:{clicker_id}")
-        self.services = services
-        self.record = record
-        sizes = services.generation.sizes
-        self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+
+def remix_form(record: GenerationRecord, sizes: tuple[ImageSize, ...]) -> discord.ui.Modal:
+    """The remix form, prefilled from the original (a seed left as it was reproduces the image).
+
+    Its submission is read from the custom_id and the submitted values alone (see
+    `RemixCog.on_interaction`), so a form left open for an hour, or across a restart, still works;
+    the library's copy of the modal only needs to live long enough to be sent."""
+    form = discord.ui.Modal(title="Remix image", timeout=60, custom_id=f"qi:remix-form:{record.id}")
+    fields: list[discord.ui.TextInput[discord.ui.Modal]] = [
+        discord.ui.TextInput(
             label="Prompt",
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
             default=record.prompt,
             max_length=PROMPT_LIMIT,
-        )
-        self.negative_prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        ),
+        discord.ui.TextInput(
             label="Negative prompt",
             custom_id="negative_prompt",
             style=discord.TextStyle.paragraph,
             default=record.negative_prompt or None,
             max_length=NEGATIVE_PROMPT_LIMIT,
             required=False,
-        )
-        self.seed: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        ),
+        discord.ui.TextInput(
             label="Seed (empty for a random one)",
             custom_id="seed",
             default=str(record.seed),
             max_length=10,
             required=False,
-        )
-        self.size: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        ),
+        discord.ui.TextInput(
             label="Size (width*height)",
             custom_id="size",
             default=record.size,
             max_length=40,
             placeholder=", ".join(s.value for s in sizes)[:100],
-        )
-        self.enhance: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
+        ),
+        discord.ui.TextInput(
             label="Prompt rewriting (on or off)",
             custom_id="enhance",
             default="on" if record.prompt_extend else "off",
             max_length=5,
-        )
-        for field in (self.prompt, self.negative_prompt, self.seed, self.size, self.enhance):
-            self.add_item(field)
+        ),
+    ]
+    for field in fields:
+        form.add_item(field)
+    return form
 
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        generation = self.services.generation
-        request = generation.build_request(
-            guild_id=require_guild(interaction),
-            channel_id=interaction.channel_id,
-            member_id=interaction.user.id,
-            prompt=self.prompt.value,
-            size=parse_size(self.size.value, generation.sizes),
-            negative_prompt=self.negative_prompt.value,
-            seed=parse_seed(self.seed.value),
-            prompt_extend=parse_on_off(self.enhance.value),
-            parent_id=self.record.id,
-            model=self.record.model,
-        )
-        await generate_and_deliver(interaction, self.services, request, credit=credit_for(self.record))
 
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
-        await report_error(interaction, error)
+def submitted_values(data: Any) -> dict[str, str]:
+    """custom_id -> value of the text inputs in a MODAL_SUBMIT (in action rows or labels)."""
+    values: dict[str, str] = {}
+    for top in data.get("components") or []:
+        for item in top.get("components") or [top.get("component") or {}]:
+            if item.get("type") == discord.ComponentType.text_input.value:
+                values[item["custom_id"]] = item.get("value") or ""
+    return values
 
 
 class RemixCog(commands.Cog):
@@ -196,7 +192,40 @@ class RemixCog(commands.Cog):
         """Open the remix form prefilled from the original."""
         require_guild(interaction)
         record = await self.services.generation.reusable(generation_id)
-        await interaction.response.send_modal(RemixModal(self.services, record, interaction.user.id))
+        await interaction.response.send_modal(remix_form(record, self.services.generation.sizes))
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """A submitted remix form: generate with what the member edited."""
+        if interaction.type is not discord.InteractionType.modal_submit or interaction.data is None:
+            return
+        match = REMIX_FORM.fullmatch(str(interaction.data.get("custom_id", "")))
+        if match is None:
+            return
+        try:
+            await self.submit_remix(interaction, int(match["id"]), submitted_values(interaction.data))
+        except Exception as error:
+            await report_error(interaction, error)
+
+    async def submit_remix(
+        self, interaction: discord.Interaction[Any], generation_id: int, values: dict[str, str]
+    ) -> None:
+        """Generate from a submitted remix form, crediting the original."""
+        generation = self.services.generation
+        record = await generation.reusable(generation_id)
+        request = generation.build_request(
+            guild_id=require_guild(interaction),
+            channel_id=interaction.channel_id,
+            member_id=interaction.user.id,
+            prompt=values.get("prompt", ""),
+            size=parse_size(values.get("size", ""), generation.sizes),
+            negative_prompt=values.get("negative_prompt"),
+            seed=parse_seed(values.get("seed", "")),
+            prompt_extend=parse_on_off(values.get("enhance", "")),
+            parent_id=record.id,
+            model=record.model,
+        )
+        await generate_and_deliver(interaction, self.services, request, credit=credit_for(record))
 
     async def details(self, interaction: discord.Interaction[Any], generation_id: int) -> None:
         """Privately show everything needed to reproduce the image."""

@@ -272,3 +272,20 @@ async def test_manage_messages_is_enough_to_delete(
     first = await original(discord_server, world, bots)
     await (await click(discord_server, janitor, first, "Delete")).wait_ack()
     await discord_server.wait_for(lambda: first.deleted)
+
+
+async def test_a_remix_form_left_open_across_a_restart_still_works(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+) -> None:
+    await bots.start()
+    first = await original(discord_server, world, bots)
+    opened = await click(discord_server, world.bob, first, "Remix")
+    await opened.wait_ack()
+    await bots.stop()
+    await bots.start()
+    result = await (
+        await discord_server.submit_modal(world.bob, opened, {"prompt": "a koi pond, winter"})
+    ).wait_answer()
+    assert result.attachments
+    assert parameters(qwen.generation_requests[-1])["prompt"] == "a koi pond, winter"
+    assert parameters(qwen.generation_requests[-1])["seed"] == 77
