@@ -146,11 +146,6 @@ class GenerationService:
             parent_id=parent_id,
         )
 
-    async def run(self, generation_id: int, request: GenerationRequest, *, max_bytes: int) -> GenerationResult:
-        """Generate and fetch the image; the usage row ends succeeded or failed, never in between."""
-        generated = await self.call_api(generation_id, request)
-        return await self.fetch(generation_id, request, generated, max_bytes=max_bytes)
-
     async def call_api(
         self, generation_id: int, request: GenerationRequest, *, task_id: str | None = None
     ) -> GeneratedImage:

@@ -56,9 +56,8 @@ class Scheduler(Generic[R]):
         self._deliveries = 0
         self._no_deliveries = asyncio.Event()
         self._no_deliveries.set()
-        #: Running totals, for logs and benchmarks.
+        #: How often the API answered 429 (for logs and tests).
         self.throttle_count = 0
-        self.max_in_flight = 0
 
     # ---------------------------------------------------------------- state
     @property
@@ -151,7 +150,6 @@ class Scheduler(Generic[R]):
                 await self._wake.wait()
             job = self._queue.pop()
             self._running.add(job)
-            self.max_in_flight = max(self.max_in_flight, len(self._running))
             task = asyncio.create_task(self._execute(job), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
