@@ -1,8 +1,8 @@
 """How long the limits admission check takes as the usage log grows.
 
 What it measures
-    `SqliteLimitsRepository.admit` (the bot's atomic "check the block list, queue caps and every
-    limit, then write the row" call), opened through `bot.db.Database.open` exactly as the bot opens
+    `SqlLimitsRepository.admit` (the bot's atomic "check the block list, queue caps and every
+    limit, then write the row" call), opened through `bot.db.SqliteDatabase.open` exactly as the bot opens
     its database (WAL, its own migrations), against a `generations` table already holding N usage
     rows (default: 10 thousand and 1 million). The rows are spread like a real installation: 500
     guilds of ~40 members, `requested_at` uniform over the last 90 days, mostly succeeded with some
@@ -38,7 +38,7 @@ How to read it
     the size of the log). `no limits` is the floor: the part of an admission no query plan can fix.
     The `direct` column shows what the SQL itself costs. `>5 ms` counts the outliers (the bot
     checkpoints the write-ahead log from a second connection, so no admission should pay for one).
-    `close s` is how long `Database.close()` took after the case (its final full checkpoint, and
+    `close s` is how long `SqliteDatabase.close()` took after the case (its final full checkpoint, and
     `PRAGMA optimize`, which may run ANALYZE). Nothing here asserts on time.
 
 Run (from the repository root)
@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from bot.db import Database, NewGeneration, SqliteLimitsRepository, records
+from bot.db import NewGeneration, SqliteDatabase, SqlLimitsRepository, records
 from bot.limits import Limit, parse_limits
 
 DAY = 86_400.0
@@ -285,9 +285,9 @@ def new_generation(rng: random.Random, guild_id: int, channel_id: int, member_id
 class Admitter:
     """Calls `repo.admit` the way the bot does (with queue caps when this version takes them)."""
 
-    def __init__(self, database: Database, caps: tuple[int, int] | None) -> None:
+    def __init__(self, database: SqliteDatabase, caps: tuple[int, int] | None) -> None:
         self.database = database
-        self.repo = SqliteLimitsRepository(database)
+        self.repo = SqlLimitsRepository(database)
         self.extra: dict[str, Any] = {}
         queue_caps = getattr(records, "QueueCaps", None)
         if caps is not None and queue_caps is not None and "caps" in inspect.signature(self.repo.admit).parameters:
@@ -298,12 +298,11 @@ class Admitter:
 
     async def settle(self, generation_id: int) -> None:
         """What the bot does next, in short: the job ran and succeeded."""
-        async with self.database.transaction() as conn:
-            await conn.execute(
-                "UPDATE generations SET status = 'succeeded', started_at = requested_at, finished_at = requested_at "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                (generation_id,),
-            )
+        await self.database.execute(
+            "UPDATE generations SET status = 'succeeded', started_at = requested_at, finished_at = requested_at "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            (generation_id,),
+        )
 
     async def capture(self, new: NewGeneration, limits: tuple[Limit, ...]) -> list[str]:
         """The statements one real admission runs, expanded by SQLite's trace callback."""
@@ -369,7 +368,7 @@ async def run_case(
 ) -> Case:
     """Open the database as the bot does, capture and explain one admission, warm up, then time."""
     set_statistics(path, analyzed=case.stats == "analyzed")
-    database = await Database.open(path)
+    database = await SqliteDatabase.open(path)
     try:
         admitter = Admitter(database, args.caps)
         statements = await admitter.capture(new_generation(rng, *rng.choice(pairs)), limits)
@@ -387,7 +386,7 @@ async def run_case(
 
 async def measure_size(args: argparse.Namespace, directory: Path, size: int, rng: random.Random) -> list[Case]:
     path = directory / f"admission-{size}.sqlite3"
-    database = await Database.open(path)  # the schema, made by the bot's own migrations
+    database = await SqliteDatabase.open(path)  # the schema, made by the bot's own migrations
     await database.close()
     communities = make_communities(rng, args.guilds, args.members)
     rows = usage_rows(rng, communities, size, now=time.time(), days=args.days, unfinished=args.unfinished)
@@ -454,7 +453,7 @@ def report(cases: Sequence[Case], sizes: Sequence[int]) -> None:
             f"{case.close_seconds:>8.2f}"
         )
     print("(>5 ms: admissions slower than 5 ms;")
-    print(" close s: Database.close(): a full checkpoint, and PRAGMA optimize, which may ANALYZE the table)")
+    print(" close s: SqliteDatabase.close(): a full checkpoint, and PRAGMA optimize, which may ANALYZE the table)")
     by_size: dict[int, dict[tuple[str, str], Case]] = {}
     for case in cases:
         by_size.setdefault(case.size, {})[case.key] = case
@@ -512,7 +511,7 @@ def parse_caps(raw: str) -> tuple[int, int] | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.admission",
-        description="Time SqliteLimitsRepository.admit against 10k and 1M usage rows (see the module docstring).",
+        description="Time SqlLimitsRepository.admit against 10k and 1M usage rows (see the module docstring).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="usage rows per database")

@@ -14,11 +14,11 @@ import yarl
 
 from bot.client import QwenImagineBot
 from bot.db import (
-    Database,
-    SqliteGenerationRepository,
-    SqliteLimitsRepository,
-    SqliteMetaRepository,
-    SqliteUsageRepository,
+    SqlGenerationRepository,
+    SqlLimitsRepository,
+    SqlMetaRepository,
+    SqlUsageRepository,
+    open_database,
 )
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
@@ -45,7 +45,7 @@ def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
 async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     """The bot exactly as `python -m bot` runs it, with its HTTP session and database open."""
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
-    database = await Database.open(settings.database_path)
+    database = await open_database(path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
             scheduler: Scheduler[GeneratedImage] = Scheduler(
@@ -62,7 +62,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     poll_interval=settings.poll_seconds,
                 ),
                 ImageDownloader(session, HostPolicy(settings.result_hosts)),
-                SqliteGenerationRepository(database),
+                SqlGenerationRepository(database),
                 model=settings.model,
                 sizes=settings.sizes,
                 default_size=settings.default_size,
@@ -71,17 +71,17 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             services = Services(
                 generation=generation,
                 limits=LimitsService(
-                    SqliteLimitsRepository(database),
+                    SqlLimitsRepository(database),
                     settings.default_limits,
                     caps=QueueCaps(settings.max_jobs_per_member, settings.max_jobs_per_guild),
                 ),
                 usage=UsageService(
-                    SqliteUsageRepository(database),
+                    SqlUsageRepository(database),
                     region=settings.dashscope_region,
                     retention_days=settings.usage_retention_days,
                 ),
                 scheduler=scheduler,
-                meta=SqliteMetaRepository(database),
+                meta=SqlMetaRepository(database),
             )
             async with QwenImagineBot(settings, services) as bot:
                 yield bot

@@ -6,18 +6,18 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bot.db import Database, NewGeneration, Status
-from bot.db.connection import load_migrations
+from bot.db import NewGeneration, SqliteDatabase, Status
+from bot.db.database import load_migrations
 from bot.db.generations import INSERT_GENERATION, insert_parameters
 
 
 async def test_migrations_run_once_and_record_their_version(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "folder" / "bot.sqlite3"
-    database = await Database.open(path)
-    assert await database.schema_version() == len(load_migrations())
+    database = await SqliteDatabase.open(path)
+    assert await database.schema_version() == len(load_migrations("sqlite"))
     await database.close()
-    database = await Database.open(path)  # nothing left to apply: it would fail on "table exists"
-    assert await database.schema_version() == len(load_migrations())
+    database = await SqliteDatabase.open(path)  # nothing left to apply: it would fail on "table exists"
+    assert await database.schema_version() == len(load_migrations("sqlite"))
     await database.close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -27,7 +27,7 @@ async def test_migrations_run_once_and_record_their_version(tmp_path: Path) -> N
 
 async def test_the_write_ahead_log_is_checkpointed_by_the_other_connection(tmp_path: Path) -> None:
     path = tmp_path / "bot.sqlite3"
-    database = await Database.open(path, checkpoint_seconds=3600)
+    database = await SqliteDatabase.open(path, checkpoint_seconds=3600)
     try:
         rows = [
             insert_parameters(
@@ -37,8 +37,7 @@ async def test_the_write_ahead_log_is_checkpointed_by_the_other_connection(tmp_p
             )
             for n in range(6000)
         ]
-        async with database.transaction() as connection:
-            await connection.executemany(INSERT_GENERATION, rows)
+        await database.execute_many(INSERT_GENERATION, rows)
         # Past SQLite's usual 1000-page trigger, yet the bot's own connection did not checkpoint.
         pages, copied = await database.checkpoint()
         assert pages > 1000

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.client import QwenImagineBot
-from bot.db import Database, NewGeneration, SqliteGenerationRepository, SqliteUsageRepository, Status
+from bot.db import NewGeneration, SqlGenerationRepository, SqliteDatabase, SqlUsageRepository, Status
 from bot.limits import Limit, Scope, Window, effective_limits, parse_limits
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMember
@@ -345,13 +345,13 @@ def test_a_guild_value_replaces_the_default_for_its_pair_only() -> None:
 
 
 async def test_retention_clears_a_backlog_in_small_batches(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "retention.sqlite3")
+    database = await SqliteDatabase.open(tmp_path / "retention.sqlite3")
     try:
-        generations = SqliteGenerationRepository(database)
+        generations = SqlGenerationRepository(database)
         for age_days in (100, 99, 98, 97, 96, 1):
             new = NewGeneration(1, 2, 3, "qwen-image-plus", "1328*1328", 4, True, f"prompt {age_days}", "neg")
             await generations.create(new, status=Status.SUCCEEDED, at=time.time() - age_days * 86400)
-        scrubbed = await SqliteUsageRepository(database).scrub_prompts(before=time.time() - 90 * 86400, batch=2)
+        scrubbed = await SqlUsageRepository(database).scrub_prompts(before=time.time() - 90 * 86400, batch=2)
         assert scrubbed == 5
         kept = [await generations.get(n) for n in range(1, 7)]
         assert [(r.prompt, r.negative_prompt) for r in kept if r] == [(None, None)] * 5 + [("prompt 1", "neg")]

@@ -277,9 +277,12 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
     try:
         await discord_server.wait_ready(timeout=30)
         qwen.hold()
-        askers = [world.alice, world.bob, world.moderator]
-        interactions = [await imagine(discord_server, m, world.channel, f"crane {i}") for i, m in enumerate(askers)]
+        # One after the other, so the first two asked are the two running (simultaneous ones start in any order).
+        interactions = [await imagine(discord_server, world.alice, world.channel, "crane 0")]
+        await qwen.wait_for(lambda: len(qwen.generation_requests) == 1)
+        interactions.append(await imagine(discord_server, world.bob, world.channel, "crane 1"))
         await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
+        interactions.append(await imagine(discord_server, world.moderator, world.channel, "crane 2"))
         await asyncio.gather(*(ix.wait_ack() for ix in interactions))
         process.send_signal(signal.SIGTERM)
         assert process.stderr is not None

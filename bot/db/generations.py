@@ -1,12 +1,10 @@
-"""SQLite implementation of the generation (usage log) repository."""
+"""The generation (usage log) repository, on either backend."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
-
-from bot.db.connection import Database
+from bot.db.database import Database, Row
 from bot.db.records import GenerationRecord, NewGeneration, Status
 
 COLUMNS = (
@@ -38,18 +36,17 @@ def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[An
     )
 
 
-class SqliteGenerationRepository:
-    """The usage log in SQLite."""
+class SqlGenerationRepository:
+    """The usage log."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
     async def create(self, new: NewGeneration, *, status: Status, at: float) -> int:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(INSERT_GENERATION, insert_parameters(new, status, at))
-            row_id = cursor.lastrowid
-        assert row_id is not None
-        return row_id
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(f"{INSERT_GENERATION} RETURNING id", insert_parameters(new, status, at))
+        assert row is not None
+        return int(row["id"])
 
     async def mark_running(self, generation_id: int, *, at: float) -> None:
         await self._update(generation_id, "status = 'running', started_at = ?", at)
@@ -107,25 +104,22 @@ class SqliteGenerationRepository:
         )
 
     async def mark_queued(self, generation_ids: list[int]) -> None:
-        async with self._db.transaction() as conn:
-            await conn.executemany(
-                "UPDATE generations SET status = 'queued', started_at = NULL "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                [(generation_id,) for generation_id in generation_ids],
-            )
+        await self._db.execute_many(
+            "UPDATE generations SET status = 'queued', started_at = NULL "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            [(generation_id,) for generation_id in generation_ids],
+        )
 
     async def _select(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[GenerationRecord]:
-        async with self._db.connection.execute(sql, parameters) as cursor:
-            return [record_from_row(row) for row in await cursor.fetchall()]
+        return [record_from_row(row) for row in await self._db.fetch(sql, parameters)]
 
     async def _update(self, generation_id: int, assignments: str, *values: Any) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))
+        await self._db.execute(f"UPDATE generations SET {assignments} WHERE id = ?", (*values, generation_id))
 
 
-def record_from_row(row: aiosqlite.Row) -> GenerationRecord:
+def record_from_row(row: Row) -> GenerationRecord:
     """Turn a row selected with every column (COLUMNS) into a GenerationRecord."""
-    values = dict(zip(row.keys(), row, strict=True))
+    values = dict(row)
     values["status"] = Status(values["status"])
     values["prompt_extend"] = bool(values["prompt_extend"])
     return GenerationRecord(**values)

@@ -1,12 +1,11 @@
-"""SQLite implementation of limits: guild values, blocked members, and atomic admission."""
+"""Limits, on either backend: guild values, blocked members, and atomic admission."""
 
 from __future__ import annotations
 
 import functools
 
-import aiosqlite
-
-from bot.db.connection import Database
+from bot.db.database import Database
+from bot.db.dialect import Dialect
 from bot.db.records import Admission, Denial, DenialKind, NewGeneration, QueueCaps, Status, WindowUse
 from bot.limits import MAX_LIMIT, Limit, Scope, Window
 
@@ -22,62 +21,55 @@ def _counted_index(scope: Scope) -> tuple[str, str]:
     return "generations_guild_counted", "guild_id = :guild"
 
 
-class SqliteLimitsRepository:
+class SqlLimitsRepository:
     """Limits and admission over the usage log."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
     async def own_limits(self, guild_id: int) -> tuple[Limit, ...]:
-        async with self._db.connection.execute(
-            "SELECT scope, window, max_count FROM guild_limits WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return tuple(Limit(Scope(r[0]), Window(r[1]), r[2]) for r in rows)
+        rows = await self._db.fetch(
+            'SELECT scope, "window", max_count FROM guild_limits WHERE guild_id = ?', (guild_id,)
+        )
+        return tuple(Limit(Scope(r["scope"]), Window(r["window"]), r["max_count"]) for r in rows)
 
     async def set_limit(self, guild_id: int, limit: Limit, *, by: int, at: float) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO guild_limits (guild_id, scope, window, max_count, updated_by, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, scope, window) DO UPDATE SET "
-                "max_count = excluded.max_count, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                (guild_id, limit.scope.value, limit.window.value, limit.max_count, by, at),
-            )
+        await self._db.execute(
+            'INSERT INTO guild_limits (guild_id, scope, "window", max_count, updated_by, updated_at) '
+            'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, scope, "window") DO UPDATE SET '
+            "max_count = excluded.max_count, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (guild_id, limit.scope.value, limit.window.value, limit.max_count, by, at),
+        )
 
     async def clear_limit(self, guild_id: int, scope: Scope, window: Window) -> bool:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM guild_limits WHERE guild_id = ? AND scope = ? AND window = ?",
-                (guild_id, scope.value, window.value),
-            )
-            return cursor.rowcount > 0
+        deleted = await self._db.execute(
+            'DELETE FROM guild_limits WHERE guild_id = ? AND scope = ? AND "window" = ?',
+            (guild_id, scope.value, window.value),
+        )
+        return deleted > 0
 
     async def reset_limits(self, guild_id: int) -> int:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM guild_limits WHERE guild_id = ?", (guild_id,))
-            return cursor.rowcount
+        return await self._db.execute("DELETE FROM guild_limits WHERE guild_id = ?", (guild_id,))
 
     async def block(self, guild_id: int, member_id: int, *, by: int, at: float) -> bool:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO blocked_members (guild_id, member_id, blocked_by, blocked_at) "
-                "VALUES (?, ?, ?, ?)",
-                (guild_id, member_id, by, at),
-            )
-            return cursor.rowcount > 0
+        inserted = await self._db.execute(
+            "INSERT INTO blocked_members (guild_id, member_id, blocked_by, blocked_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (guild_id, member_id, by, at),
+        )
+        return inserted > 0
 
     async def unblock(self, guild_id: int, member_id: int) -> bool:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM blocked_members WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)
-            )
-            return cursor.rowcount > 0
+        deleted = await self._db.execute(
+            "DELETE FROM blocked_members WHERE guild_id = ? AND member_id = ?", (guild_id, member_id)
+        )
+        return deleted > 0
 
     async def blocked_members(self, guild_id: int) -> tuple[int, ...]:
-        async with self._db.connection.execute(
+        rows = await self._db.fetch(
             "SELECT member_id FROM blocked_members WHERE guild_id = ? ORDER BY blocked_at", (guild_id,)
-        ) as cursor:
-            return tuple(row[0] for row in await cursor.fetchall())
+        )
+        return tuple(row["member_id"] for row in rows)
 
     async def admit(
         self,
@@ -89,11 +81,11 @@ class SqliteLimitsRepository:
         status: Status = Status.QUEUED,
     ) -> Admission:
         """Check the block list, `caps` and `limits` and record the request, denied or not, in one
-        INSERT ... SELECT: atomic, so simultaneous requests cannot all see the same free slot, and a
-        single round trip to the database thread."""
+        INSERT ... SELECT, serialised per guild: simultaneous requests cannot all see the same free slot."""
         assert new.guild_id is not None
-        sql, limit_parameters = _admission_sql(limits, caps)
+        sql, limit_parameters, windows = _admission_sql(self._db.dialect, limits, caps)
         parameters = dict(limit_parameters)
+        parameters.update({f"since{n}": at - seconds for n, seconds in enumerate(windows)})
         parameters.update(
             guild=new.guild_id,
             channel=new.channel_id,
@@ -108,38 +100,38 @@ class SqliteLimitsRepository:
             negative_prompt=new.negative_prompt or None,
             parent=new.parent_id,
         )
-        async with self._db.single_statement() as conn:
-            # One call into the database thread: execute, fetch and close together.
-            [(generation_id, code, denied_until)] = await conn.execute_fetchall(sql, parameters)
-        return Admission(generation_id=generation_id, denial=_denial(code, denied_until, limits, caps))
+        [row] = await self._db.fetch_serialised(sql, parameters, key=new.guild_id)
+        denial = _denial(row["error_code"], row["denied_until"], limits, caps)
+        return Admission(generation_id=row["id"], denial=denial)
 
     async def busiest_member(self, guild_id: int, *, since: float) -> tuple[int, int] | None:
-        async with self._db.connection.execute(
+        row = await self._db.fetch_one(
             f"SELECT member_id, COUNT(*) AS n FROM generations WHERE guild_id = ? AND {COUNTED} "
             f"AND requested_at > ? GROUP BY member_id ORDER BY n DESC, member_id LIMIT 1",
             (guild_id, since),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return (row[0], row[1]) if row else None
+        )
+        return (row["member_id"], row["n"]) if row else None
 
     async def window_use(self, guild_id: int, member_id: int, limit: Limit, *, at: float) -> WindowUse:
         """How much of `limit` is used now, and when its oldest counted image leaves the window."""
         index, who = _counted_index(limit.scope)
-        async with self._db.connection.execute(
-            f"SELECT COUNT(*), MIN(requested_at) FROM generations INDEXED BY {index} "
-            f"WHERE {who} AND {COUNTED} AND requested_at > :since",
+        row = await self._db.fetch_one(
+            f"SELECT COUNT(*) AS used, MIN(requested_at) AS oldest FROM generations "
+            f"{self._db.dialect.indexed_by(index)} WHERE {who} AND {COUNTED} AND requested_at > :since",
             {"guild": guild_id, "member": member_id, "since": at - limit.window.seconds},
-        ) as cursor:
-            row = await cursor.fetchone()
-        used, oldest = (row[0], row[1]) if row else (0, None)
+        )
+        used, oldest = (row["used"], row["oldest"]) if row else (0, None)
         frees_at = oldest + limit.window.seconds if oldest is not None else None
-        retry_at = await _slot_frees_at(self._db.connection, guild_id, member_id, limit, at)
+        retry_at = await _slot_frees_at(self._db, guild_id, member_id, limit, at)
         return WindowUse(limit=limit, used=used, next_frees_at=frees_at, allowed_again_at=retry_at)
 
 
 @functools.lru_cache(maxsize=256)
-def _admission_sql(limits: tuple[Limit, ...], caps: QueueCaps | None) -> tuple[str, dict[str, object]]:
-    """The admission statement for these limits and caps, and its limit-specific parameters.
+def _admission_sql(
+    dialect: Dialect, limits: tuple[Limit, ...], caps: QueueCaps | None
+) -> tuple[str, dict[str, object], tuple[float, ...]]:
+    """The admission statement for these limits and caps, its limit-specific parameters, and the
+    window of each limit it checks (`:since{n}` is the request time less the n-th window).
 
     The checks, in order: blocked; the member's and the guild's unfinished jobs against the caps;
     a closed (0) limit; then each limit's max-th newest counted request in its window: if it
@@ -155,7 +147,7 @@ def _admission_sql(limits: tuple[Limit, ...], caps: QueueCaps | None) -> tuple[s
     frees = []
     for n, limit in enumerate(checked):
         seconds = limit.window.seconds
-        frees.append(f"({_nth_newest_sql(limit.scope, f'(:at - {seconds})', f':skip{n}')}) + {seconds} AS frees{n}")
+        frees.append(f"({_nth_newest_sql(dialect, limit.scope, f':since{n}', f':skip{n}')}) + {seconds} AS frees{n}")
         parameters[f"skip{n}"] = limit.max_count - 1
     codes = [
         "WHEN blocked THEN 'blocked'",
@@ -163,35 +155,37 @@ def _admission_sql(limits: tuple[Limit, ...], caps: QueueCaps | None) -> tuple[s
         "WHEN guild_jobs >= :guild_cap THEN 'server_queue'",
     ]
     if closed is not None:
-        codes.append(f"WHEN 1 THEN '{Denial(DenialKind.LIMIT, limit=closed).code}'")
+        codes.append(f"WHEN TRUE THEN '{Denial(DenialKind.LIMIT, limit=closed).code}'")
     codes += [
         f"WHEN frees{n} = frees THEN '{Denial(DenialKind.LIMIT, limit=limit).code}'" for n, limit in enumerate(checked)
     ]
     frees_columns = "".join(f", {column}" for column in frees)
     latest = ", ".join([f"COALESCE(frees{n}, 0)" for n in range(len(checked))] + ["0", "0"])
+    unfinished_index = dialect.indexed_by("generations_unfinished")
     sql = f"""
         WITH checks AS (
             SELECT
                 EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member) AS blocked,
-                (SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished
+                (SELECT COUNT(*) FROM generations {unfinished_index}
                  WHERE guild_id = :guild AND member_id = :member AND {UNFINISHED}) AS member_jobs,
-                (SELECT COUNT(*) FROM generations INDEXED BY generations_unfinished
+                (SELECT COUNT(*) FROM generations {unfinished_index}
                  WHERE guild_id = :guild AND {UNFINISHED}) AS guild_jobs
                 {frees_columns}
         ),
         decision AS (
             SELECT *, CASE {" ".join(codes)} END AS code
-            FROM (SELECT *, NULLIF(MAX({latest}), 0) AS frees FROM checks)
+            FROM (SELECT *, NULLIF({dialect.greatest}({latest}), 0) AS frees FROM checks) AS checked
         )
         INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, error_code, finished_at,
             denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id)
-        SELECT :guild, :channel, :member, :at, IIF(code IS NULL, :status, 'denied'), code,
-            IIF(code IS NULL, NULL, :at), IIF(code LIKE 'limit:%', frees, NULL),
+        SELECT :guild, :channel, :member, :at, CASE WHEN code IS NULL THEN :status ELSE 'denied' END, code,
+            CASE WHEN code IS NULL THEN NULL ELSE CAST(:at AS DOUBLE PRECISION) END,
+            CASE WHEN code LIKE 'limit:%' THEN frees END,
             :model, :size, :seed, :prompt_extend, :prompt, :negative_prompt, :parent
         FROM decision
         RETURNING id, error_code, denied_until
     """
-    return sql, parameters
+    return sql, parameters, tuple(float(limit.window.seconds) for limit in checked)
 
 
 def _denial(
@@ -210,25 +204,22 @@ def _denial(
     return Denial(DenialKind.LIMIT, limit=limit, retry_at=denied_until)
 
 
-def _nth_newest_sql(scope: Scope, since: str, skip: str) -> str:
+def _nth_newest_sql(dialect: Dialect, scope: Scope, since: str, skip: str) -> str:
     """The request time of the max-th newest counted request in a window: if there is one, the limit
     is full until it leaves the window. Reads at most max index entries, whatever the table size."""
     index, who = _counted_index(scope)
     return (
-        f"SELECT requested_at FROM generations INDEXED BY {index} WHERE {who} AND {COUNTED} "
+        f"SELECT requested_at FROM generations {dialect.indexed_by(index)} WHERE {who} AND {COUNTED} "
         f"AND requested_at > {since} ORDER BY requested_at DESC LIMIT 1 OFFSET {skip}"
     )
 
 
-async def _slot_frees_at(
-    conn: aiosqlite.Connection, guild_id: int, member_id: int, limit: Limit, at: float
-) -> float | None:
+async def _slot_frees_at(database: Database, guild_id: int, member_id: int, limit: Limit, at: float) -> float | None:
     """None if `limit` has room now, else when it will."""
     if limit.max_count == 0:
         return float("inf")
     parameters = {"guild": guild_id, "member": member_id, "since": at - limit.window.seconds}
-    async with conn.execute(
-        _nth_newest_sql(limit.scope, ":since", ":skip"), {**parameters, "skip": limit.max_count - 1}
-    ) as cursor:
-        row = await cursor.fetchone()
-    return float(row[0]) + limit.window.seconds if row else None
+    row = await database.fetch_one(
+        _nth_newest_sql(database.dialect, limit.scope, ":since", ":skip"), {**parameters, "skip": limit.max_count - 1}
+    )
+    return float(row["requested_at"]) + limit.window.seconds if row else None

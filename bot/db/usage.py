@@ -1,40 +1,39 @@
-"""SQLite implementation of usage reports, the CSV export, and prompt retention."""
+"""Usage reports, the CSV export, and prompt retention, on either backend."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from bot.db.connection import Database
+from bot.db.database import Database
 from bot.db.generations import COLUMNS, record_from_row
 from bot.db.records import GenerationRecord, UsageSummary
 
 
-class SqliteUsageRepository:
+class SqlUsageRepository:
     """Reads of the usage log for reports, and the retention clean-up."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
     async def summary(self, guild_id: int, *, since: float, top: int = 5) -> UsageSummary:
-        conn = self._db.connection
-        async with conn.execute(
-            "SELECT status, model, COUNT(*) FROM generations WHERE guild_id = ? AND requested_at > ? "
+        rows = await self._db.fetch(
+            "SELECT status, model, COUNT(*) AS n FROM generations WHERE guild_id = ? AND requested_at > ? "
             "GROUP BY status, model",
             (guild_id, since),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         by_status: dict[str, int] = {}
         succeeded_by_model: dict[str, int] = {}
-        for status, model, count in rows:
+        for row in rows:
+            status, model, count = row["status"], row["model"], row["n"]
             by_status[status] = by_status.get(status, 0) + count
             if status == "succeeded":
                 succeeded_by_model[model] = count
-        async with conn.execute(
+        top_rows = await self._db.fetch(
             "SELECT member_id, COUNT(*) AS n FROM generations WHERE guild_id = ? AND requested_at > ? "
             "AND status = 'succeeded' GROUP BY member_id ORDER BY n DESC, member_id LIMIT ?",
             (guild_id, since, top),
-        ) as cursor:
-            top_members = tuple((row[0], row[1]) for row in await cursor.fetchall())
+        )
+        top_members = tuple((row["member_id"], row["n"]) for row in top_rows)
         return UsageSummary(
             succeeded=by_status.get("succeeded", 0),
             failed=by_status.get("failed", 0),
@@ -45,25 +44,23 @@ class SqliteUsageRepository:
         )
 
     async def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:
-        async with self._db.connection.execute(
+        async for row in self._db.stream(
             f"SELECT {COLUMNS} FROM generations WHERE guild_id = ? AND requested_at > ? ORDER BY id",
             (guild_id, since),
-        ) as cursor:
-            async for row in cursor:
-                yield record_from_row(row)
+        ):
+            yield record_from_row(row)
 
     async def scrub_prompts(self, *, before: float, batch: int = 500) -> int:
         # In small transactions, so a large backlog never holds the write lock long enough to
         # delay an admission (and with it an acknowledgement Discord wants within 3 seconds).
         scrubbed = 0
         while True:
-            async with self._db.transaction() as conn:
-                cursor = await conn.execute(
-                    "UPDATE generations SET prompt = NULL, negative_prompt = NULL WHERE id IN ("
-                    "SELECT id FROM generations INDEXED BY generations_prompt_age "
-                    "WHERE prompt IS NOT NULL AND requested_at < ? LIMIT ?)",
-                    (before, batch),
-                )
-                scrubbed += cursor.rowcount
-            if cursor.rowcount < batch:
+            changed = await self._db.execute(
+                "UPDATE generations SET prompt = NULL, negative_prompt = NULL WHERE id IN ("
+                f"SELECT id FROM generations {self._db.dialect.indexed_by('generations_prompt_age')} "
+                "WHERE prompt IS NOT NULL AND requested_at < ? LIMIT ?)",
+                (before, batch),
+            )
+            scrubbed += changed
+            if changed < batch:
                 return scrubbed

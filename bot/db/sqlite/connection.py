@@ -4,40 +4,70 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
+from typing import Any, cast
 
 import aiosqlite
 
-log = logging.getLogger(__name__)
+from bot.db.database import Parameters, Queries, Row, load_migrations
+from bot.db.dialect import SQLITE
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+log = logging.getLogger(__name__)
 
 
 #: How often the write-ahead log is copied back into the database file.
 CHECKPOINT_SECONDS = 10.0
 
 
-class Database:
-    """One aiosqlite connection for the bot's work; writes go through `transaction()` (or
-    `single_statement()`) so they never interleave. A second connection, in its own thread,
+def dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    """Rows as dicts keyed by column name (the shape both backends return)."""
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+
+
+class SqliteQueries:
+    """Statements on the bot's connection, inside a transaction (or the write lock) its caller holds."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        return cast("list[Row]", list(await self.connection.execute_fetchall(sql, parameters)))
+
+    async def fetch_one(self, sql: str, parameters: Parameters = ()) -> Row | None:
+        async with self.connection.execute(sql, parameters) as cursor:
+            return cast("Row | None", await cursor.fetchone())
+
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
+        async with self.connection.execute(sql, parameters) as cursor:
+            return cursor.rowcount
+
+    async def execute_many(self, sql: str, rows: Iterable[Parameters]) -> None:
+        await self.connection.executemany(sql, rows)
+
+
+class SqliteDatabase:
+    """One aiosqlite connection for the bot's work; writes go through `transaction()` (or hold the
+    write lock for one statement) so they never interleave. A second connection, in its own thread,
     checkpoints the write-ahead log in the background, so no request ever waits for it."""
+
+    dialect = SQLITE
 
     def __init__(self, connection: aiosqlite.Connection, checkpointer: aiosqlite.Connection) -> None:
         self.connection = connection
+        self._queries = SqliteQueries(connection)
         self._checkpointer = checkpointer
         self._write_lock = asyncio.Lock()
         self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: Path, *, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> Database:
+    async def open(cls, path: Path, *, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> SqliteDatabase:
         """Open (creating the file and its folder) and migrate the database at `path`."""
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
+        connection.row_factory = dict_row  # type: ignore[assignment]  # sqlite3 takes any callable
         try:
             await connection.execute("PRAGMA journal_mode = WAL")
             await connection.execute("PRAGMA synchronous = NORMAL")
@@ -84,35 +114,56 @@ class Database:
             except aiosqlite.Error as error:
                 log.warning("database checkpoint failed: %s", error)
 
+    # Reads share the connection and need no lock; every write holds the write lock.
+
+    async def fetch(self, sql: str, parameters: Parameters = ()) -> list[Row]:
+        return await self._queries.fetch(sql, parameters)
+
+    async def fetch_one(self, sql: str, parameters: Parameters = ()) -> Row | None:
+        return await self._queries.fetch_one(sql, parameters)
+
+    async def stream(self, sql: str, parameters: Parameters = ()) -> AsyncIterator[Row]:
+        async with self.connection.execute(sql, parameters) as cursor:
+            async for row in cursor:
+                yield cast("Row", row)
+
+    async def execute(self, sql: str, parameters: Parameters = ()) -> int:
+        # One statement is atomic by itself in SQLite (autocommit); the lock keeps it out of
+        # another coroutine's open transaction.
+        async with self._write_lock:
+            return await self._queries.execute(sql, parameters)
+
+    async def execute_many(self, sql: str, rows: Iterable[Parameters]) -> None:
+        async with self.transaction() as queries:
+            await queries.execute_many(sql, rows)
+
+    async def fetch_serialised(self, sql: str, parameters: Parameters, *, key: int) -> list[Row]:
+        """One statement under the write lock, without BEGIN: SQLite makes it atomic by itself, and
+        this process is the database's only writer, whatever the key. One call into the database thread."""
+        async with self._write_lock:
+            return await self._queries.fetch(sql, parameters)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Queries]:
         """An immediate (write-locked) transaction, committed on success, rolled back on error."""
         async with self._write_lock:
             await self.connection.execute("BEGIN IMMEDIATE")
             try:
-                yield self.connection
+                yield self._queries
             except BaseException:
                 await self.connection.execute("ROLLBACK")
                 raise
             await self.connection.execute("COMMIT")
 
-    @asynccontextmanager
-    async def single_statement(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The write lock without BEGIN: for one statement, which SQLite makes atomic by itself
-        (it must not run inside another coroutine's open transaction, hence the lock)."""
-        async with self._write_lock:
-            yield self.connection
-
     async def schema_version(self) -> int:
         """The number of the last migration applied (`PRAGMA user_version`)."""
-        async with self.connection.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        row = await self.fetch_one("PRAGMA user_version")
+        return int(row["user_version"]) if row else 0
 
     async def migrate(self) -> None:
         """Apply every migration newer than the database, each in its own transaction."""
         current = await self.schema_version()
-        for number, script in load_migrations():
+        for number, script in load_migrations("sqlite"):
             if number <= current:
                 continue
             async with self._write_lock:
@@ -126,18 +177,3 @@ class Database:
                         await self.connection.execute("ROLLBACK")
                     raise
             log.info("database migrated to version %d", number)
-
-
-def load_migrations() -> list[tuple[int, str]]:
-    """The numbered SQL migrations shipped with the package, in order."""
-    folder = resources.files("bot.db") / "migrations"
-    migrations = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            migrations.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    migrations.sort()
-    numbers = [n for n, _ in migrations]
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {numbers}")
-    return migrations
