@@ -11,6 +11,7 @@ import discord
 from dotenv import load_dotenv
 
 from bot.app import run
+from bot.db import DatabaseSetupError
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 
@@ -29,13 +30,16 @@ def main() -> int:
         return EXIT_CONFIG
     configure_logging(
         settings.log_level_number,
-        secrets=(settings.discord_token.reveal(), settings.dashscope_api_key.reveal()),
+        secrets=(settings.discord_token.reveal(), settings.dashscope_api_key.reveal(), *settings.database_secrets),
     )
     try:
         asyncio.run(run(settings))
     except discord.LoginFailure:
         print("qwen-imagine: Discord rejected DISCORD_TOKEN: check the bot token.", file=sys.stderr)
         return EXIT_LOGIN
+    except DatabaseSetupError as error:
+        print(f"qwen-imagine: DATABASE_URL: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         pass
     return 0

@@ -45,7 +45,8 @@ def point_discord_at(api_base_url: str | None, gateway_url: str | None) -> None:
 async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     """The bot exactly as `python -m bot` runs it, with its HTTP session and database open."""
     point_discord_at(settings.discord_api_base_url, settings.discord_gateway_url)
-    database = await open_database(path=settings.database_path)
+    database_url = settings.database_url.reveal() if settings.database_url else None
+    database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
             scheduler: Scheduler[GeneratedImage] = Scheduler(

@@ -126,6 +126,13 @@ class Restarting(QwenImagineError):
     user_message = "The bot is restarting right now. Please try again in a minute."
 
 
+class DatabaseUnavailable(QwenImagineError):
+    """The database could not be reached; nothing this request needed was recorded."""
+
+    code = "DatabaseUnavailable"
+    user_message = "The bot's database is unavailable right now, so nothing was done. Please try again in a minute."
+
+
 class Interrupted(QwenImagineError):
     """A job could not finish before the bot shut down; it is saved and resumes at the next start."""
 

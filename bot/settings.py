@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from bot.limits import Limit, parse_limits
 from bot.sizes import DEFAULT_SIZES, ImageSize, parse_size_table
@@ -73,6 +73,7 @@ class Settings:
     poll_seconds: float = 3.0  # DASHSCOPE_POLL_SECONDS
     request_timeout: float = 180.0  # DASHSCOPE_TIMEOUT_SECONDS
     database_path: Path = Path("data/qwen-imagine.sqlite3")  # DATABASE_PATH
+    database_url: Secret | None = None  # DATABASE_URL: PostgreSQL instead of the SQLite file
     discord_api_base_url: str | None = None  # DISCORD_API_BASE_URL
     discord_gateway_url: str | None = None  # DISCORD_GATEWAY_URL
     command_guild_ids: tuple[int, ...] = ()  # COMMAND_GUILD_IDS
@@ -82,6 +83,15 @@ class Settings:
     max_jobs_per_member: int = 3  # MAX_JOBS_PER_MEMBER
     max_jobs_per_guild: int = 30  # MAX_JOBS_PER_GUILD
     shutdown_grace_seconds: float = 25.0  # SHUTDOWN_GRACE_SECONDS
+
+    @property
+    def database_secrets(self) -> tuple[str, ...]:
+        """The database URL and its password (as written and decoded), for the log's redaction."""
+        if self.database_url is None:
+            return ()
+        url = self.database_url.reveal()
+        password = urlsplit(url).password or ""
+        return (url, password, unquote(password))
 
     @property
     def log_level_number(self) -> int:
@@ -117,6 +127,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         poll_seconds=reader.number("DASHSCOPE_POLL_SECONDS", 3.0, 0.01, 60.0),
         request_timeout=float(reader.integer("DASHSCOPE_TIMEOUT_SECONDS", 180, 10, 600)),
         database_path=Path(reader.text("DATABASE_PATH", "data/qwen-imagine.sqlite3")),
+        database_url=load_database_url(env),
         discord_api_base_url=reader.optional_url("DISCORD_API_BASE_URL", ("http", "https")),
         discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", ("ws", "wss")),
         command_guild_ids=reader.parse(
@@ -129,6 +140,23 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_jobs_per_guild=reader.integer("MAX_JOBS_PER_GUILD", 30, 1, 100000),
         shutdown_grace_seconds=float(reader.integer("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600)),
     )
+
+
+def load_database_url(env: Mapping[str, str]) -> Secret | None:
+    """DATABASE_URL (postgresql:// or Heroku's postgres://), kept secret: it may carry a password.
+    Errors name the variable, never its value."""
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    expected = "a PostgreSQL URL, postgresql://user:password@host:port/database (or postgres://...)"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError("DATABASE_URL", f"{expected}; got a URL that does not start with postgresql://")
+    try:
+        parts.port  # noqa: B018  # a port that is not a number raises here
+    except ValueError:
+        raise SettingsError("DATABASE_URL", f"{expected}; its port is not a number") from None
+    return Secret(raw)
 
 
 DEFAULT_LIMITS = "member/hour=5,member/day=20,server/day=200"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +16,10 @@ import pytest
 from bot.app import create_bot
 from bot.client import QwenImagineBot
 from bot.settings import load_settings
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
+from tests.postgres import TestPostgres, postgres_server
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True).value
 MEMBER_PERMISSIONS = discord.Permissions(send_messages=True, use_application_commands=True).value
@@ -64,15 +66,49 @@ def world(discord_server: FakeDiscord) -> World:
     )
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestPostgres]:
+    """The PostgreSQL server of this test session (started on first use)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each test that runs the bot runs once per database backend."""
+    return str(request.param)
+
+
 @pytest.fixture
-def bot_env(tmp_path: Path, qwen: FakeQwen, discord_server: FakeDiscord) -> dict[str, str]:
-    """The environment `python -m bot` would read, pointed at the fakes."""
+async def database_env(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """Where the bot keeps its data: a SQLite file in the test's folder, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield {"DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3")}
+        return
+    server: TestPostgres = request.getfixturevalue("postgres")
+    async with server.fresh_database() as url:
+        yield {"DATABASE_URL": url}
+
+
+@pytest.fixture
+async def db(database_env: dict[str, str]) -> AsyncIterator[TestDatabase]:
+    """The bot's database, for a test to read and arrange rows."""
+    database = TestDatabase(database_env)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def bot_env(database_env: dict[str, str], qwen: FakeQwen, discord_server: FakeDiscord) -> dict[str, str]:
+    """The environment `python -m bot` would read, pointed at the fakes and the test's database."""
     return {
+        **database_env,
         "DISCORD_TOKEN": discord_server.token,
         "DASHSCOPE_API_KEY": qwen.api_key,
         "DASHSCOPE_BASE_URL": qwen.base_url,
         "DASHSCOPE_RESULT_HOSTS": "127.0.0.1",
-        "DATABASE_PATH": str(tmp_path / "data" / "bot.sqlite3"),
         "DISCORD_API_BASE_URL": discord_server.api_base_url,
         "DISCORD_GATEWAY_URL": discord_server.gateway_url,
         "DEFAULT_LIMITS": "none",

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 
 from bot.client import QwenImagineBot
 from bot.download import read_png_header
 from bot.qwen import MAX_SEED
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeMessage
 from tests.fakes.qwen import FakeQwen, make_png
 
 DEFERRED_CHANNEL_MESSAGE = 5
-
-
-def usage_rows(bot: QwenImagineBot) -> list[sqlite3.Row]:
-    """The usage log, read straight from the SQLite file."""
-    connection = sqlite3.connect(Path(bot.settings.database_path))
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute("SELECT * FROM generations ORDER BY id").fetchall()
-    finally:
-        connection.close()
 
 
 def option(command: dict[str, object], name: str) -> dict[str, object]:
@@ -55,7 +43,7 @@ async def test_synced_command_schema(discord_server: FakeDiscord, bot: QwenImagi
 
 
 async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner, db: TestDatabase
 ) -> None:
     interaction = await imagine(
         discord_server,
@@ -102,7 +90,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
     assert message.allowed_mentions == {"parse": []}
 
     await bots.wait_delivered(1)
-    [row] = usage_rows(bot)
+    [row] = await db.generations()
     assert row["status"] == "succeeded"
     assert (row["guild_id"], row["channel_id"], row["member_id"]) == (world.guild.id, world.channel.id, world.alice.id)
     assert (row["size"], row["seed"], row["prompt_extend"], row["model"]) == ("1664*928", 1234, 0, "qwen-image-plus")
@@ -113,7 +101,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
 
 
 async def test_a_random_seed_is_drawn_sent_and_shown(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, db: TestDatabase
 ) -> None:
     message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     [request] = qwen.generation_requests
@@ -125,7 +113,7 @@ async def test_a_random_seed_is_drawn_sent_and_shown(
     fields = {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
     assert fields["Seed"] == f"`{seed}` (random)"
     assert message.attachments[0].filename == f"qwen-image-{seed}.png"
-    assert usage_rows(bot)[0]["seed"] == seed
+    assert (await db.generations())[0]["seed"] == seed
 
 
 async def test_the_acknowledgement_comes_before_any_network_work(
@@ -185,13 +173,14 @@ async def test_api_failures_end_in_a_specific_friendly_message(
     code: str,
     api_message: str,
     says: str,
+    db: TestDatabase,
 ) -> None:
     qwen.fail_next(status, code, api_message, times=10, headers={"Retry-After": "0"})
     message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     assert says in message.content
     assert message.attachments == [] and message.embeds == []
     assert code not in message.content  # details stay in the log
-    [row] = usage_rows(bot)
+    [row] = await db.generations()
     assert (row["status"], row["error_code"]) == ("failed", code)
     assert row["request_id"].startswith("req-injected")
     assert code in caplog.text
@@ -199,13 +188,13 @@ async def test_api_failures_end_in_a_specific_friendly_message(
 
 
 async def test_throttled_then_successful(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, db: TestDatabase
 ) -> None:
     qwen.fail_next(429, "Throttling.RateQuota", "Requests rate limit exceeded.", times=2, headers={"Retry-After": "0"})
     message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     assert message.attachments
     assert [r.answered for r in qwen.generation_requests] == [429, 429, 200]
-    assert usage_rows(bot)[0]["status"] == "succeeded"
+    assert (await db.generations())[0]["status"] == "succeeded"
 
 
 @pytest.mark.parametrize(
@@ -218,7 +207,13 @@ async def test_throttled_then_successful(
     ],
 )
 async def test_downloads_that_are_not_a_safe_png_are_refused(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, case: str, says: str
+    discord_server: FakeDiscord,
+    qwen: FakeQwen,
+    world: World,
+    bot: QwenImagineBot,
+    case: str,
+    says: str,
+    db: TestDatabase,
 ) -> None:
     limit = 10 * 1024 * 1024
     if case == "html":
@@ -236,13 +231,13 @@ async def test_downloads_that_are_not_a_safe_png_are_refused(
     message = await interaction.wait_answer()
     assert says in message.content
     assert message.attachments == []
-    [row] = usage_rows(bot)
+    [row] = await db.generations()
     assert row["status"] == "failed"
     assert row["error_code"] in {"ImageFetchFailed", "ImageTooLarge"}
 
 
 async def test_an_expired_token_falls_back_to_a_channel_post(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner, db: TestDatabase
 ) -> None:
     qwen.hold()
     interaction = await imagine(discord_server, world.alice, world.channel, seed=9)
@@ -263,11 +258,11 @@ async def test_an_expired_token_falls_back_to_a_channel_post(
     assert not post.pings_everyone()
     assert any(code == 50027 for _, code, _ in interaction.errors)
     await bots.wait_delivered(1)
-    assert usage_rows(bot)[0]["message_id"] == post.id
+    assert (await db.generations())[0]["message_id"] == post.id
 
 
 async def test_a_blank_prompt_is_refused_privately_and_never_reaches_the_api(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, db: TestDatabase
 ) -> None:
     interaction = await imagine(discord_server, world.alice, world.channel, "   ")
     ack = await interaction.wait_ack()
@@ -276,13 +271,13 @@ async def test_a_blank_prompt_is_refused_privately_and_never_reaches_the_api(
     assert "can't be empty" in message.content
     assert message.ephemeral
     assert qwen.generation_requests == []
-    assert usage_rows(bot) == []
+    assert await db.generations() == []
 
 
 async def test_fifty_requests_at_once_are_all_delivered_without_upstream_throttling(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner, db: TestDatabase
 ) -> None:
-    bot = await bots.start(MAX_JOBS_PER_GUILD="50")
+    await bots.start(MAX_JOBS_PER_GUILD="50")
     members = [world.guild.add_member(name=f"member{i}", permissions=MEMBER_PERMISSIONS) for i in range(50)]
     interactions = [
         await imagine(discord_server, member, world.channel, f"fox {i}") for i, member in enumerate(members)
@@ -290,7 +285,7 @@ async def test_fifty_requests_at_once_are_all_delivered_without_upstream_throttl
     messages = [await ix.wait_answer(timeout=60) for ix in interactions]
     assert [m.content for m in messages if not m.attachments] == []
     assert qwen.throttled == 0 and qwen.max_in_flight <= 2
-    assert all(r["status"] == "succeeded" for r in usage_rows(bot))
+    assert all(r["status"] == "succeeded" for r in await db.generations())
 
 
 async def test_commands_are_synced_again_only_when_they_change(

@@ -1,4 +1,4 @@
-"""Per-guild limits, moderator controls, usage reports and quota, through the fakes and the real SQLite file."""
+"""Per-guild limits, moderator controls, usage reports and quota, through the fakes and the real database."""
 
 from __future__ import annotations
 
@@ -6,36 +6,28 @@ import asyncio
 import csv
 import io
 import re
-import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 
 from bot.client import QwenImagineBot
-from bot.db import NewGeneration, SqlGenerationRepository, SqliteDatabase, SqlUsageRepository, Status
 from bot.limits import Limit, Scope, Window, effective_limits, parse_limits
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
+from tests.logs import watch_log
 
 DEFERRED = 5
 RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
 
 
-def db(bot: QwenImagineBot) -> sqlite3.Connection:
-    connection = sqlite3.connect(Path(bot.settings.database_path))
-    connection.row_factory = sqlite3.Row
-    return connection
+async def statuses(db: TestDatabase) -> list[str]:
+    return [row["status"] for row in await db.generations()]
 
 
-def statuses(bot: QwenImagineBot) -> list[str]:
-    with db(bot) as connection:
-        return [row[0] for row in connection.execute("SELECT status FROM generations ORDER BY id")]
-
-
-def insert_past(
-    bot: QwenImagineBot,
+async def insert_past(
+    db: TestDatabase,
     world: World,
     member: FakeMember,
     ages: list[float],
@@ -44,12 +36,11 @@ def insert_past(
 ) -> None:
     """Usage rows as if `member` had asked `ages` seconds ago."""
     now = time.time()
-    with db(bot) as connection:
-        connection.executemany(
-            "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-            "prompt_extend, prompt) VALUES (?, ?, ?, ?, ?, 'qwen-image-plus', '1328*1328', 1, 1, ?)",
-            [(world.guild.id, world.channel.id, member.id, now - age, status, prompt) for age in ages],
-        )
+    await db.execute_many(
+        "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
+        "prompt_extend, prompt) VALUES (?, ?, ?, ?, ?, 'qwen-image-plus', '1328*1328', 1, 1, ?)",
+        [(world.guild.id, world.channel.id, member.id, now - age, status, prompt) for age in ages],
+    )
 
 
 async def outcome(interaction: FakeInteraction) -> tuple[bool, str]:
@@ -68,7 +59,7 @@ async def limited(bots: BotRunner, world: World) -> QwenImagineBot:
 
 
 async def test_a_member_over_their_limit_is_told_privately_and_never_reaches_the_api(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot, db: TestDatabase
 ) -> None:
     for _ in range(2):
         assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
@@ -81,7 +72,7 @@ async def test_a_member_over_their_limit_is_told_privately_and_never_reaches_the
     assert len(qwen.generation_requests) == 2
     # Another member is unaffected.
     assert (await outcome(await imagine(discord_server, world.bob, world.channel)))[0]
-    assert statuses(limited) == ["succeeded", "succeeded", "denied", "succeeded"]
+    assert await statuses(db) == ["succeeded", "succeeded", "denied", "succeeded"]
 
 
 async def test_the_server_limit_counts_everyone_and_other_guilds_are_unaffected(
@@ -100,10 +91,10 @@ async def test_the_server_limit_counts_everyone_and_other_guilds_are_unaffected(
 
 
 async def test_windows_slide(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot, db: TestDatabase
 ) -> None:
     # One image 61 minutes ago has left the hour; one 59 minutes ago has not.
-    insert_past(limited, world, world.alice, [61 * 60, 59 * 60])
+    await insert_past(db, world, world.alice, [61 * 60, 59 * 60])
     assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
     admitted, text = await outcome(await imagine(discord_server, world.alice, world.channel))
     assert not admitted
@@ -113,26 +104,26 @@ async def test_windows_slide(
 
 
 async def test_failed_generations_are_not_counted(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot, db: TestDatabase
 ) -> None:
     qwen.fail_next(400, "DataInspectionFailed", "Input data may contain inappropriate content.", times=3)
     for _ in range(3):
         message = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
         assert "content filter" in message.content
     assert (await outcome(await imagine(discord_server, world.alice, world.channel)))[0]
-    assert statuses(limited) == ["failed", "failed", "failed", "succeeded"]
+    assert await statuses(db) == ["failed", "failed", "failed", "succeeded"]
 
 
 async def test_concurrent_admission_is_exact(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start(DEFAULT_LIMITS="server/day=3")
+    await bots.start(DEFAULT_LIMITS="server/day=3")
     members = [world.guild.add_member(name=f"m{i}", permissions=MEMBER_PERMISSIONS) for i in range(50)]
     interactions = await asyncio.gather(*(imagine(discord_server, m, world.channel) for m in members))
     results = await asyncio.gather(*(outcome(ix) for ix in interactions))
     assert sum(admitted for admitted, _ in results) == 3
     assert len(qwen.generation_requests) == 3
-    assert sorted(statuses(bot)) == ["denied"] * 47 + ["succeeded"] * 3
+    assert sorted(await statuses(db)) == ["denied"] * 47 + ["succeeded"] * 3
 
 
 async def test_blocked_members_and_zero_limits(
@@ -204,6 +195,7 @@ async def test_a_member_without_manage_server_is_refused_in_code(
     command: str,
     options: dict[str, object],
     subcommand: str | None,
+    db: TestDatabase,
 ) -> None:
     # default_permissions only hides commands; an admin can widen who sees them, so the bot checks again.
     options = {k: (world.bob if v == "bob" else v) for k, v in options.items()}
@@ -211,10 +203,9 @@ async def test_a_member_without_manage_server_is_refused_in_code(
     message = await ix.wait_answer()
     assert message.ephemeral
     assert "Manage Server" in message.content
-    assert statuses(limited) == []
-    with db(limited) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM guild_limits").fetchone()[0] == 0
-        assert connection.execute("SELECT COUNT(*) FROM blocked_members").fetchone()[0] == 0
+    assert await statuses(db) == []
+    assert await db.value("SELECT COUNT(*) FROM guild_limits") == 0
+    assert await db.value("SELECT COUNT(*) FROM blocked_members") == 0
 
 
 async def test_the_moderator_commands_are_hidden_by_default(
@@ -235,21 +226,21 @@ async def test_the_moderator_commands_are_hidden_by_default(
 
 
 async def test_quota_shows_what_is_left_and_when_it_frees(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot, db: TestDatabase
 ) -> None:
-    insert_past(limited, world, world.alice, [30 * 60])
+    await insert_past(db, world, world.alice, [30 * 60])
     message = await (await discord_server.invoke_command(world.alice, world.channel, "quota", {})).wait_answer()
     assert message.ephemeral
     text = message.embeds[0]["description"]
     assert "**1 of 2** left this hour (you): one more frees up <t:" in text
     assert "**3 of 4** left this day (the whole server)" in text
-    insert_past(limited, world, world.alice, [10 * 60])
+    await insert_past(db, world, world.alice, [10 * 60])
     message = await (await discord_server.invoke_command(world.alice, world.channel, "quota", {})).wait_answer()
     assert "**0 of 2** left this hour (you): next image allowed <t:" in message.embeds[0]["description"]
 
 
 async def test_usage_report_and_csv_export(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, limited: QwenImagineBot, db: TestDatabase
 ) -> None:
     await outcome(await imagine(discord_server, world.alice, world.channel, "=cmd|' /C calc'!A0", seed=5))
     await outcome(await imagine(discord_server, world.alice, world.channel, 'a fox, "quoted", with, commas'))
@@ -268,8 +259,7 @@ async def test_usage_report_and_csv_export(
     [attachment] = message.attachments
     assert attachment.filename.startswith(f"usage-{world.guild.id}-week-") and attachment.filename.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(attachment.data.decode())))
-    with db(limited) as connection:
-        stored = connection.execute("SELECT * FROM generations ORDER BY id").fetchall()
+    stored = await db.generations()
     assert [int(r["id"]) for r in rows] == [row["id"] for row in stored]
     assert [r["status"] for r in rows] == ["succeeded", "succeeded", "denied", "failed"]
     assert rows[0]["prompt"] == "'=cmd|' /C calc'!A0"  # defused for spreadsheets
@@ -303,14 +293,15 @@ async def test_limits_and_usage_survive_a_restart(
 
 
 async def test_old_prompts_are_cleared_and_counts_stay(
-    discord_server: FakeDiscord, bots: BotRunner, world: World
+    discord_server: FakeDiscord, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start()
-    insert_past(bot, world, world.alice, [91 * 86400, 89 * 86400])
+    await bots.start()
+    await insert_past(db, world, world.alice, [91 * 86400, 89 * 86400])
     await bots.stop()
-    bot = await bots.start()
-    with db(bot) as connection:
-        rows = connection.execute("SELECT prompt, status FROM generations ORDER BY requested_at").fetchall()
+    with watch_log("bot.services.usage") as log:
+        await bots.start()
+        await log.wait_for("cleared the prompts of 1 generations")  # retention runs at start, then every 6 hours
+    rows = await db.rows("SELECT prompt, status FROM generations ORDER BY requested_at")
     assert [(r["prompt"], r["status"]) for r in rows] == [(None, "succeeded"), ("an old fox", "succeeded")]
 
 
@@ -342,18 +333,3 @@ def test_a_guild_value_replaces_the_default_for_its_pair_only() -> None:
         Limit(Scope.SERVER, Window.DAY, 200),
         Limit(Scope.SERVER, Window.MONTH, 1000),
     )
-
-
-async def test_retention_clears_a_backlog_in_small_batches(tmp_path: Path) -> None:
-    database = await SqliteDatabase.open(tmp_path / "retention.sqlite3")
-    try:
-        generations = SqlGenerationRepository(database)
-        for age_days in (100, 99, 98, 97, 96, 1):
-            new = NewGeneration(1, 2, 3, "qwen-image-plus", "1328*1328", 4, True, f"prompt {age_days}", "neg")
-            await generations.create(new, status=Status.SUCCEEDED, at=time.time() - age_days * 86400)
-        scrubbed = await SqlUsageRepository(database).scrub_prompts(before=time.time() - 90 * 86400, batch=2)
-        assert scrubbed == 5
-        kept = [await generations.get(n) for n in range(1, 7)]
-        assert [(r.prompt, r.negative_prompt) for r in kept if r] == [(None, None)] * 5 + [("prompt 1", "neg")]
-    finally:
-        await database.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from bot.services.jobs import FairQueue, Job
 from bot.services.scheduler import Scheduler
 from bot.settings import Secret
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
 from tests.test_startup import clean_env, spawn_bot
@@ -31,13 +31,6 @@ def prompt_of(request: object) -> str:
 
 def members(guild: FakeGuild, count: int, prefix: str) -> list[FakeMember]:
     return [guild.add_member(name=f"{prefix}{i}", permissions=MEMBER_PERMISSIONS) for i in range(count)]
-
-
-def rows(path: str | Path) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(path)
-    connection.row_factory = sqlite3.Row
-    with connection:
-        return connection.execute("SELECT * FROM generations ORDER BY id").fetchall()
 
 
 # ------------------------------------------------------------------ the fair queue on its own
@@ -168,16 +161,18 @@ async def test_queue_positions_are_shown_and_updated(
     discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
 ) -> None:
     carol, dave = members(world.guild, 2, "late")
-    await bots.start()
+    bot = await bots.start()
     qwen.hold()
     running = [await imagine(discord_server, m, world.channel) for m in (world.alice, world.bob)]
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
-    second = await imagine(discord_server, carol, world.channel)
-    third = await imagine(discord_server, dave, world.channel)
 
     def shows(ix: FakeInteraction, text: str) -> bool:
         return ix.response_message is not None and text in ix.response_message.content
 
+    # One after the other, so that carol is queued first (simultaneous requests queue in any order).
+    second = await imagine(discord_server, carol, world.channel)
+    await discord_server.wait_for(lambda: bot.services.scheduler.waiting == 1)
+    third = await imagine(discord_server, dave, world.channel)
     await discord_server.wait_for(lambda: shows(third, "In the queue: 1 image ahead of you"))
     await discord_server.wait_for(lambda: shows(second, "You're next in the queue"))
     assert running[0].response_message is None  # a job that started at once shows no queue note
@@ -190,9 +185,9 @@ async def test_queue_positions_are_shown_and_updated(
 
 
 async def test_queue_caps_refuse_at_once_and_charge_nothing(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start(MAX_JOBS_PER_MEMBER="2", MAX_JOBS_PER_GUILD="3")
+    await bots.start(MAX_JOBS_PER_MEMBER="2", MAX_JOBS_PER_GUILD="3")
     qwen.hold()
     for _ in range(2):
         await (await imagine(discord_server, world.alice, world.channel)).wait_ack()
@@ -204,15 +199,14 @@ async def test_queue_caps_refuse_at_once_and_charge_nothing(
     assert "This server already has 3 images waiting" in (await refused.wait_answer()).content
     qwen.release()
     assert len(qwen.generation_requests) <= 3
-    statuses = [r["status"] for r in rows(bot.settings.database_path)]
+    statuses = [r["status"] for r in await db.generations()]
     assert statuses.count("denied") == 2
 
 
 async def test_jobs_interrupted_by_a_restart_are_delivered_to_the_channel_afterwards(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start(SHUTDOWN_GRACE_SECONDS="0")
-    database = bot.settings.database_path
+    await bots.start(SHUTDOWN_GRACE_SECONDS="0")
     qwen.hold()
     askers = [world.alice, world.bob, world.moderator]
     interactions = [await imagine(discord_server, m, world.channel, f"koi {i}") for i, m in enumerate(askers)]
@@ -220,7 +214,7 @@ async def test_jobs_interrupted_by_a_restart_are_delivered_to_the_channel_afterw
     await bots.stop()
     for ix in interactions:
         assert "restarting" in (await ix.wait_answer()).content
-    assert [r["status"] for r in rows(database)] == ["queued"] * 3
+    assert [r["status"] for r in await db.generations()] == ["queued"] * 3
     qwen.release()
 
     await bots.start()
@@ -228,32 +222,30 @@ async def test_jobs_interrupted_by_a_restart_are_delivered_to_the_channel_afterw
     posts = [m for m in world.channel.messages if m.interaction_id is None and m.attachments]
     assert sorted(p.pinged_user_ids().pop() for p in posts) == sorted(m.id for m in askers)
     assert all("before the bot restarted" in p.content for p in posts)
-    assert [r["status"] for r in rows(database)] == ["succeeded"] * 3
-    assert all(r["message_id"] for r in rows(database))
+    assert [r["status"] for r in await db.generations()] == ["succeeded"] * 3
+    assert all(r["message_id"] for r in await db.generations())
 
 
 async def test_old_unfinished_jobs_are_failed_and_the_member_told(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start()
-    database = bot.settings.database_path
+    await bots.start()
     await bots.stop()
-    with sqlite3.connect(database) as connection:
-        connection.execute(
-            "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-            "prompt_extend, prompt) VALUES (?, ?, ?, ?, 'running', 'qwen-image-plus', '1328*1328', 3, 1, 'stale')",
-            (world.guild.id, world.channel.id, world.alice.id, time.time() - 7 * 3600),
-        )
+    await db.execute(
+        "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
+        "prompt_extend, prompt) VALUES (?, ?, ?, ?, 'running', 'qwen-image-plus', '1328*1328', 3, 1, 'stale')",
+        (world.guild.id, world.channel.id, world.alice.id, time.time() - 7 * 3600),
+    )
     await bots.start()
     await discord_server.wait_for(lambda: any("couldn't be finished" in m.content for m in world.channel.messages))
     [post] = [m for m in world.channel.messages if "couldn't be finished" in m.content]
     assert post.pinged_user_ids() == {world.alice.id}
-    assert [(r["status"], r["error_code"]) for r in rows(database)] == [("failed", "Interrupted")]
+    assert [(r["status"], r["error_code"]) for r in await db.generations()] == [("failed", "Interrupted")]
     assert qwen.generation_requests == []
 
 
 async def test_new_requests_are_refused_once_shutdown_begins(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
     bot = await bots.start(SHUTDOWN_GRACE_SECONDS="30")
     qwen.hold()
@@ -267,11 +259,11 @@ async def test_new_requests_are_refused_once_shutdown_begins(
     qwen.release()
     assert (await running.wait_answer()).attachments  # finished within the grace period
     await closing
-    assert [r["status"] for r in rows(bot.settings.database_path)] == ["succeeded"]
+    assert [r["status"] for r in await db.generations()] == ["succeeded"]
 
 
 async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
-    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, qwen: FakeQwen, world: World
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, qwen: FakeQwen, world: World, db: TestDatabase
 ) -> None:
     process = await spawn_bot(clean_env(**bot_env, SHUTDOWN_GRACE_SECONDS="20"), tmp_path)
     try:
@@ -298,5 +290,5 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
     first, second, third = [await ix.wait_answer() for ix in interactions]
     assert first.attachments and second.attachments
     assert "restarting" in third.content
-    statuses = [r["status"] for r in rows(bot_env["DATABASE_PATH"])]
+    statuses = [r["status"] for r in await db.generations()]
     assert statuses == ["succeeded", "succeeded", "queued"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -11,18 +9,12 @@ import pytest
 
 from bot.client import QwenImagineBot
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.qwen import FakeQwen, RecordedRequest
 
 DEFERRED_CHANNEL_MESSAGE = 5
 MODAL = 9
-
-
-def rows(bot: QwenImagineBot) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(Path(bot.settings.database_path))
-    connection.row_factory = sqlite3.Row
-    with connection:
-        return connection.execute("SELECT * FROM generations ORDER BY id").fetchall()
 
 
 def buttons(message: FakeMessage) -> dict[str, str]:
@@ -57,10 +49,10 @@ async def click(discord_server: FakeDiscord, member: Any, message: FakeMessage, 
 
 
 async def test_every_result_carries_its_buttons(
-    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner
+    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner, db: TestDatabase
 ) -> None:
     message = await original(discord_server, world, bots)
-    [row] = rows(bot)
+    [row] = await db.generations()
     assert buttons(message) == {
         "Reroll": f"qi:reroll:{row['id']}",
         "Remix": f"qi:remix:{row['id']}",
@@ -70,7 +62,7 @@ async def test_every_result_carries_its_buttons(
 
 
 async def test_reroll_keeps_everything_but_the_seed_and_credits_the_creator(
-    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner, db: TestDatabase
 ) -> None:
     first = await original(discord_server, world, bots)
     interaction = await click(discord_server, world.bob, first, "Reroll")
@@ -87,7 +79,7 @@ async def test_reroll_keeps_everything_but_the_seed_and_credits_the_creator(
     )
     assert second.pinged_user_ids() == set()
     await bots.wait_delivered(2)
-    parent, child = rows(bot)
+    parent, child = await db.generations()
     assert (child["parent_id"], child["member_id"]) == (parent["id"], world.bob.id)
     assert buttons(second)["Reroll"] == f"qi:reroll:{child['id']}"
 
@@ -154,9 +146,9 @@ async def test_bad_form_input_is_answered_privately(
 
 
 async def test_a_remix_counts_against_the_clickers_limit(
-    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
-    bot = await bots.start(DEFAULT_LIMITS="member/hour=2")
+    await bots.start(DEFAULT_LIMITS="member/hour=2")
     first = await original(discord_server, world, bots)
     for _ in range(2):
         assert (await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()).attachments
@@ -165,7 +157,7 @@ async def test_a_remix_counts_against_the_clickers_limit(
     assert "limit of 2 images per member per hour" in (await denied.wait_answer()).content
     # The creator's own allowance is untouched by bob's remixes.
     assert (await (await click(discord_server, world.alice, first, "Reroll")).wait_answer()).attachments
-    assert [(r["member_id"], r["status"]) for r in rows(bot)] == [
+    assert [(r["member_id"], r["status"]) for r in await db.generations()] == [
         (world.alice.id, "succeeded"),
         (world.bob.id, "succeeded"),
         (world.bob.id, "succeeded"),
@@ -190,7 +182,7 @@ async def test_buttons_work_after_a_restart(
 
 
 async def test_details_show_how_to_reproduce_and_the_lineage(
-    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner
+    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner, db: TestDatabase
 ) -> None:
     first = await original(discord_server, world, bots, enhance=True)
     second = await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()
@@ -198,7 +190,7 @@ async def test_details_show_how_to_reproduce_and_the_lineage(
     details = await (await click(discord_server, world.moderator, second, "Details")).wait_answer()
     assert details.ephemeral
     embed = details.embeds[0]
-    parent, child = rows(bot)
+    parent, child = await db.generations()
     assert embed["title"] == f"Image #{child['id']}"
     assert (
         f"/imagine prompt:a koi pond negative_prompt:fog size:928*1664 seed:{child['seed']} enhance:True"
@@ -248,16 +240,13 @@ async def test_the_remix_image_menu_works_on_results_and_refuses_other_messages(
 
 @pytest.mark.parametrize("gone", ["prompt", "row"])
 async def test_a_click_on_an_image_past_retention_explains_itself(
-    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner, gone: str
+    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, bots: BotRunner, gone: str, db: TestDatabase
 ) -> None:
     first = await original(discord_server, world, bots)
-    connection = sqlite3.connect(Path(bot.settings.database_path))
-    with connection:
-        if gone == "prompt":
-            connection.execute("UPDATE generations SET prompt = NULL, negative_prompt = NULL")
-        else:
-            connection.execute("DELETE FROM generations")
-    connection.close()
+    if gone == "prompt":
+        await db.execute("UPDATE generations SET prompt = NULL, negative_prompt = NULL")
+    else:
+        await db.execute("DELETE FROM generations")
     reply = await (await click(discord_server, world.bob, first, "Reroll")).wait_answer()
     assert reply.ephemeral
     assert ("retention period" if gone == "prompt" else "can't find this image's details") in reply.content

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.settings import load_settings
 from tests.conftest import World, imagine
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.qwen import FakeQwen
@@ -84,5 +85,6 @@ async def test_secrets_stay_out_of_the_log_even_at_debug(
     assert "invite the bot with https://discord.com/oauth2/authorize?client_id=" in log
     assert "permissions=51200" in log and "scope=bot+applications.commands" in log
     assert "INTERACTION_CREATE" in log  # DEBUG really was on
-    for secret in (discord_server.token, qwen.api_key, interaction.token):
+    database_secrets = load_settings(env).database_secrets  # the PostgreSQL URL and its password
+    for secret in (discord_server.token, qwen.api_key, interaction.token, *filter(None, database_secrets)):
         assert secret not in log

@@ -9,6 +9,7 @@ from bot.db.database import Database, DatabaseSetupError, Row
 from bot.db.generations import SqlGenerationRepository
 from bot.db.limits import SqlLimitsRepository
 from bot.db.meta import SqlMetaRepository
+from bot.db.postgres import PostgresDatabase
 from bot.db.records import (
     GenerationRecord,
     GenerationRepository,
@@ -22,8 +23,10 @@ from bot.db.sqlite import SqliteDatabase
 from bot.db.usage import SqlUsageRepository
 
 
-async def open_database(*, path: Path) -> Database:
-    """The SQLite file at `path`; migrated, ready to use."""
+async def open_database(*, url: str | None, path: Path) -> Database:
+    """PostgreSQL when a database URL is given, else the SQLite file at `path`; migrated, ready to use."""
+    if url:
+        return await PostgresDatabase.open(url)
     return await SqliteDatabase.open(path)
 
 
@@ -35,6 +38,7 @@ __all__ = [
     "LimitsRepository",
     "MetaRepository",
     "NewGeneration",
+    "PostgresDatabase",
     "Row",
     "SqlGenerationRepository",
     "SqlLimitsRepository",

@@ -88,8 +88,8 @@ async def generate_and_deliver(
     publicly, wait in the queue showing progress, generate, and post the image with its buttons."""
     scheduler = services.scheduler
     scheduler.ensure_accepting()
-    generation_id = await services.limits.admit(request)
-    async with scheduler.delivering():
+    async with scheduler.delivering():  # from admission on: a shutdown waits for this request's last message
+        generation_id = await services.limits.admit(request)
         try:
             await interaction.response.defer(thinking=True)
         except discord.HTTPException:

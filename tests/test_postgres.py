@@ -1,0 +1,128 @@
+"""What only PostgreSQL has: DATABASE_URL, migrations kept in the database under a lock, admission
+serialised across processes, and a database that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.db import PostgresDatabase, SqlLimitsRepository
+from bot.db.database import load_migrations
+from bot.db.postgres.parameters import arguments, numbered
+from bot.db.records import NewGeneration
+from bot.limits import parse_limits
+from bot.settings import Secret, SettingsError, load_settings
+from tests.postgres import TestPostgres
+
+REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "DASHSCOPE_API_KEY": "sk-secret-key"}
+GUILD = 1_576_662_177_123_663_872
+
+
+@pytest.fixture
+async def database_url(postgres: TestPostgres) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database."""
+    async with postgres.fresh_database() as url:
+        yield url
+
+
+# ------------------------------------------------------------------ settings
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_database_url_selects_postgresql_and_stays_secret(scheme: str) -> None:
+    url = f"{scheme}://bot:pa%40ss-w0rd@db.example.com:5432/qwen"
+    settings = load_settings({**REQUIRED, "DATABASE_URL": url})
+    assert settings.database_url == Secret(url)
+    assert "pa%40ss" not in repr(settings) and "pa%40ss" not in str(settings.database_url)
+    assert set(settings.database_secrets) == {url, "pa%40ss-w0rd", "pa@ss-w0rd"}
+    assert load_settings(REQUIRED).database_url is None  # without it: SQLite at DATABASE_PATH
+
+
+@pytest.mark.parametrize("url", ["mysql://bot:hunter2@db/qwen", "postgresql://bot:hunter2@db:port/qwen"])
+def test_a_bad_database_url_is_named_without_its_password(url: str) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL") as raised:
+        load_settings({**REQUIRED, "DATABASE_URL": url})
+    assert "hunter2" not in str(raised.value)
+
+
+# ------------------------------------------------------------------ placeholders
+
+
+def test_shared_placeholders_become_numbered_ones_once_per_name() -> None:
+    sql = "SELECT :a, ':a', \"x:y\", :b::text, :a -- :c\nFROM t WHERE x = :b"
+    assert numbered(sql) == ("SELECT $1, ':a', \"x:y\", $2::text, $1 -- :c\nFROM t WHERE x = $2", ("a", "b"))
+    assert arguments(sql, {"b": 2, "a": 1, "unused": 3}) == (numbered(sql)[0], (1, 2))
+    assert arguments("UPDATE t SET a = ? WHERE id = ?", (5, 6)) == ("UPDATE t SET a = $1 WHERE id = $2", (5, 6))
+    with pytest.raises(TypeError):
+        arguments("SELECT ?", ())
+    with pytest.raises(ValueError, match="either"):
+        numbered("SELECT ?, :a")
+
+
+# ------------------------------------------------------------------ migrations
+
+
+async def test_migrations_are_recorded_in_the_database_and_run_once(database_url: str) -> None:
+    database = await PostgresDatabase.open(database_url)
+    await database.close()
+    database = await PostgresDatabase.open(database_url)  # nothing left to apply: it would fail on "exists"
+    try:
+        assert await database.schema_version() == len(load_migrations("postgres")) == len(load_migrations("sqlite"))
+        versions = await database.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert [row["version"] for row in versions] == list(range(1, len(load_migrations("postgres")) + 1))
+        columns = {
+            row["column_name"]: row["data_type"]
+            for row in await database.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'generations'"
+            )
+        }
+    finally:
+        await database.close()
+    assert {columns[c] for c in ("id", "guild_id", "channel_id", "member_id", "message_id", "parent_id")} == {"bigint"}
+    assert {columns[c] for c in ("requested_at", "started_at", "finished_at", "denied_until")} == {"double precision"}
+
+
+async def test_two_processes_starting_at_once_migrate_once(database_url: str) -> None:
+    first, second = await asyncio.gather(PostgresDatabase.open(database_url), PostgresDatabase.open(database_url))
+    try:
+        assert await first.schema_version() == await second.schema_version() == len(load_migrations("postgres"))
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_the_log_names_the_database_but_never_its_password(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.db")
+    database = await PostgresDatabase.open(database_url)
+    await database.close()
+    password = database_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+    database_name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+    assert f"/{database_name}" in caplog.text
+    assert not password or password not in caplog.text
+
+
+# ------------------------------------------------------------------ admission across processes
+
+
+async def test_admission_is_exact_across_processes(database_url: str) -> None:
+    # Two pools are two sets of server sessions, as two bot processes would have.
+    first, second = await asyncio.gather(PostgresDatabase.open(database_url), PostgresDatabase.open(database_url))
+    try:
+        server_day = parse_limits("server/day=5")
+        repositories = [SqlLimitsRepository(first), SqlLimitsRepository(second)]
+
+        async def ask(n: int) -> bool:
+            new = NewGeneration(GUILD, 1, 1000 + n, "qwen-image-plus", "1328*1328", n, True, "a fox")
+            admission = await repositories[n % 2].admit(new, server_day, at=time.time())
+            return admission.denial is None
+
+        admitted = await asyncio.gather(*(ask(n) for n in range(60)))
+    finally:
+        await first.close()
+        await second.close()
+    assert sum(admitted) == 5
