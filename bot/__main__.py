@@ -10,6 +10,7 @@ from pathlib import Path
 import discord
 from dotenv import load_dotenv
 
+from bot import migrate
 from bot.app import run
 from bot.db import DatabaseSetupError
 from bot.logs import configure_logging
@@ -20,9 +21,11 @@ EXIT_LOGIN = 1
 
 
 def main() -> int:
-    """Start the bot; return the process exit status."""
+    """Start the bot (or run a subcommand); return the process exit status."""
     # The .env of the directory the bot is started from; real environment variables win.
     load_dotenv(Path.cwd() / ".env", override=False)
+    if sys.argv[1:2] == ["migrate"]:
+        return migrate.main(sys.argv[2:], os.environ)
     try:
         settings = load_settings(os.environ)
     except SettingsError as error:

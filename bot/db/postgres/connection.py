@@ -117,10 +117,11 @@ class PostgresDatabase:
         self.where = where
 
     @classmethod
-    async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE) -> PostgresDatabase:
-        """Connect (waiting, with one log line per attempt, while the server is unreachable) and migrate."""
+    async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE, retry: bool = True) -> PostgresDatabase:
+        """Connect and migrate. While the server is unreachable: wait and try again, with one log line
+        per attempt (or, without `retry`, raise DatabaseUnavailable)."""
         where = location(url)
-        pool = await _create_pool(url, where, max_size)
+        pool = await _create_pool(url, where, max_size, retry=retry)
         database = cls(pool, where)
         try:
             await database.migrate()
@@ -234,7 +235,7 @@ def _int4(key: int) -> int:
     return folded - (1 << 32) if folded >= 1 << 31 else folded
 
 
-async def _create_pool(url: str, where: str, max_size: int) -> asyncpg.Pool:
+async def _create_pool(url: str, where: str, max_size: int, *, retry: bool) -> asyncpg.Pool:
     """The pool, once the server answers; a server that does not is retried with backoff."""
     delay = FIRST_RETRY_SECONDS
     while True:
@@ -250,6 +251,8 @@ async def _create_pool(url: str, where: str, max_size: int) -> asyncpg.Pool:
         except Exception as error:
             if not is_unreachable(error) or isinstance(error, asyncpg.ClientConfigurationError):
                 raise DatabaseSetupError(f"PostgreSQL at {where} refused the bot: {error}") from None
+            if not retry:
+                raise DatabaseUnavailable(f"PostgreSQL at {where} is unreachable: {error}") from None
             log.warning(
                 "PostgreSQL at %s is unreachable (%s: %s); trying again in %.1f s",
                 where,
