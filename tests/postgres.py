@@ -13,13 +13,14 @@ import os
 import queue
 import secrets
 import shutil
+import socket
 import tempfile
 import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -134,3 +135,72 @@ def _own_server() -> Iterator[str]:
     finally:
         stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class Relay:
+    """A TCP port in front of the test server that a test can stop and start, as if the database went
+    away: while stopped, new connections are refused (those already open stay until the server ends them)."""
+
+    def __init__(self, postgres: TestPostgres, database_url: str) -> None:
+        self._postgres = postgres
+        self._database_url = database_url
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        with socket.socket() as probe:  # a free port, nobody listening on it yet
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """The database's URL through this relay (same user, password and database)."""
+        parts = urlsplit(self._database_url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        return urlunsplit(SplitResult(parts.scheme, f"{userinfo}@127.0.0.1:{self.port}", parts.path, "", ""))
+
+    async def start(self) -> None:
+        """Accept connections and pass them on to the server."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        """Refuse new connections."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def close(self) -> None:
+        """Refuse new connections and cut the ones open."""
+        await self.stop()
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        parts = urlsplit(self._postgres.admin_url)
+        socket_dir = parse_qs(parts.query).get("host", [""])[0]
+        if socket_dir.startswith("/"):
+            server_reader, server_writer = await asyncio.open_unix_connection(
+                f"{socket_dir}/.s.PGSQL.{parts.port or 5432}"
+            )
+        else:
+            server_reader, server_writer = await asyncio.open_connection(parts.hostname, parts.port or 5432)
+        pipes = [
+            asyncio.create_task(_pipe(client_reader, server_writer)),
+            asyncio.create_task(_pipe(server_reader, client_writer)),
+        ]
+        self._pipes.update(pipes)
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+                self._pipes.discard(pipe)
+            for writer in (client_writer, server_writer):
+                writer.close()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()

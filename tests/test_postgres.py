@@ -4,8 +4,11 @@ serialised across processes, and a database that goes away."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -15,17 +18,38 @@ from bot.db.postgres.parameters import arguments, numbered
 from bot.db.records import NewGeneration
 from bot.limits import parse_limits
 from bot.settings import Secret, SettingsError, load_settings
-from tests.postgres import TestPostgres
+from tests.conftest import BotRunner, World, imagine
+from tests.database import TestDatabase
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.qwen import FakeQwen
+from tests.logs import watch_log
+from tests.postgres import Relay, TestPostgres
+from tests.test_startup import clean_env, spawn_bot
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "DASHSCOPE_API_KEY": "sk-secret-key"}
 GUILD = 1_576_662_177_123_663_872
 
 
 @pytest.fixture
-async def database_url(postgres: TestPostgres) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database."""
-    async with postgres.fresh_database() as url:
-        yield url
+def backend() -> str:
+    """Everything here is about PostgreSQL."""
+    return "postgres"
+
+
+@pytest.fixture
+def database_url(database_env: dict[str, str]) -> str:
+    """The test's own PostgreSQL database, new and empty."""
+    return database_env["DATABASE_URL"]
+
+
+@pytest.fixture
+async def relay(postgres: TestPostgres, database_url: str) -> AsyncIterator[Relay]:
+    """A port in front of the test's database that the test can stop and start (not started yet)."""
+    relay = Relay(postgres, database_url)
+    try:
+        yield relay
+    finally:
+        await relay.close()
 
 
 # ------------------------------------------------------------------ settings
@@ -126,3 +150,81 @@ async def test_admission_is_exact_across_processes(database_url: str) -> None:
         await first.close()
         await second.close()
     assert sum(admitted) == 5
+
+
+# ------------------------------------------------------------------ a database that goes away
+
+
+async def test_an_unreachable_database_at_start_is_one_line_per_attempt_until_it_answers(
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner, relay: Relay
+) -> None:
+    with watch_log("bot.db") as log:
+        starting = asyncio.create_task(bots.start(DATABASE_URL=relay.url))
+        try:
+            attempts = await log.wait_for("is unreachable", count=2)
+            await relay.start()  # the server answers at last
+            await starting
+        finally:
+            starting.cancel()
+    assert attempts[0].startswith(f"PostgreSQL at 127.0.0.1:{relay.port}/t_")
+    assert "ConnectionRefusedError" in attempts[0] and attempts[0].endswith("trying again in 0.5 s")
+    assert attempts[1].endswith("trying again in 1.0 s")  # backing off
+    assert not [r for r in log.records if r.exc_info]  # no traceback
+    assert (await (await imagine(discord_server, world.alice, world.channel)).wait_answer()).attachments
+
+
+async def test_the_bot_process_waits_for_an_unreachable_database_without_a_traceback(
+    tmp_path: Path, bot_env: dict[str, str], relay: Relay
+) -> None:
+    process = await spawn_bot(clean_env(**{**bot_env, "DATABASE_URL": relay.url}), tmp_path)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while sum("is unreachable" in line for line in lines) < 2:
+                lines.append((await process.stderr.readline()).decode())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+    log = "".join(lines)
+    assert "Traceback" not in log
+    password = urlsplit(relay.url).password
+    assert password and password not in log
+    assert f"PostgreSQL at 127.0.0.1:{relay.port}/" in log
+
+
+async def test_a_database_lost_while_running_fails_requests_cleanly_until_it_is_back(
+    discord_server: FakeDiscord,
+    qwen: FakeQwen,
+    world: World,
+    bots: BotRunner,
+    relay: Relay,
+    postgres: TestPostgres,
+    database_url: str,
+    db: TestDatabase,
+) -> None:
+    await relay.start()
+    await bots.start(DATABASE_URL=relay.url)
+    assert (await (await imagine(discord_server, world.alice, world.channel)).wait_answer()).attachments
+    # The server goes away: it ends the bot's sessions and takes no new ones.
+    await relay.stop()
+    admin = await postgres.admin()
+    try:
+        ended = await admin.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            urlsplit(database_url).path.lstrip("/"),
+        )
+    finally:
+        await admin.close()
+    assert ended >= 1
+    refused = await imagine(discord_server, world.bob, world.channel, "a lost fox")
+    assert (await refused.wait_ack()).ephemeral  # never acknowledged as queued
+    assert "database is unavailable" in (await refused.wait_answer()).content
+    assert not any("a lost fox" in str(r.body) for r in qwen.requests)
+    # The server is back: the next request goes through as if nothing happened.
+    await relay.start()
+    assert (await (await imagine(discord_server, world.bob, world.channel)).wait_answer()).attachments
+    assert [(r["member_id"], r["status"]) for r in await db.generations()] == [
+        (world.alice.id, "succeeded"),
+        (world.bob.id, "succeeded"),
+    ]
