@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -35,6 +36,7 @@ _UNREACHABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, terminated
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    asyncpg.exceptions.InternalClientError,  # a connection the server ended, caught mid-statement
 )
 
 
@@ -139,7 +141,15 @@ class PostgresDatabase:
     async def _connection(self) -> AsyncIterator[PostgresQueries]:
         with unavailable_as_domain_error():
             async with self.pool.acquire() as connection:
-                yield PostgresQueries(connection)
+                try:
+                    yield PostgresQueries(connection)
+                except DatabaseUnavailable:
+                    # The server went away: this connection and its idle siblings are dead, even if
+                    # they do not know it yet. Each is replaced by a new one the next time it is wanted.
+                    with contextlib.suppress(asyncpg.InterfaceError):  # already released if it was closed
+                        connection.terminate()
+                    await self.pool.expire_connections()
+                    raise
 
     async def fetch(self, sql: str, parameters: Parameters = ()) -> list[Row]:
         async with self._connection() as queries:
@@ -246,7 +256,11 @@ async def _create_pool(url: str, where: str, max_size: int, *, retry: bool) -> a
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT,
                 reset=_keep_session,
-                server_settings={"application_name": "qwen-imagine"},
+                server_settings={
+                    "application_name": "qwen-imagine",
+                    # A client that vanished mid-transaction (holding a guild's admission lock) is ended.
+                    "idle_in_transaction_session_timeout": "60s",
+                },
             )
         except Exception as error:
             if not is_unreachable(error) or isinstance(error, asyncpg.ClientConfigurationError):
