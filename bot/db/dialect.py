@@ -15,11 +15,14 @@ class Dialect:
     index_hint: str
     #: The largest of several values: SQLite's multi-argument MAX, PostgreSQL's GREATEST.
     greatest: str
+    #: Follows `WITH name AS` when a CTE must be computed once: PostgreSQL would otherwise inline it
+    #: and run its subqueries once per reference; SQLite computes it once by itself (a co-routine).
+    computed_once: str
 
     def indexed_by(self, index: str) -> str:
         """The hint that reads `index` (empty where the planner needs none)."""
         return self.index_hint.format(index=index)
 
 
-SQLITE = Dialect(name="sqlite", index_hint="INDEXED BY {index}", greatest="MAX")
-POSTGRES = Dialect(name="postgres", index_hint="", greatest="GREATEST")
+SQLITE = Dialect(name="sqlite", index_hint="INDEXED BY {index}", greatest="MAX", computed_once="")
+POSTGRES = Dialect(name="postgres", index_hint="", greatest="GREATEST", computed_once="MATERIALIZED")

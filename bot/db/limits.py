@@ -163,7 +163,7 @@ def _admission_sql(
     latest = ", ".join([f"COALESCE(frees{n}, 0)" for n in range(len(checked))] + ["0", "0"])
     unfinished_index = dialect.indexed_by("generations_unfinished")
     sql = f"""
-        WITH checks AS (
+        WITH checks AS {dialect.computed_once} (
             SELECT
                 EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member) AS blocked,
                 (SELECT COUNT(*) FROM generations {unfinished_index}
