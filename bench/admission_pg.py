@@ -21,8 +21,9 @@ What it measures
 How to read it
     Times are microseconds (µs) unless marked. Targets: PostgreSQL p99 under 2 ms at 1 million
     rows, and the 1M / 10k ratio under 2 on both backends (an admission grows with the rows inside a
-    limit's window, not with the log). The plan line shows which indexes PostgreSQL chose by itself
-    for one admission (SQLite is told by INDEXED BY). Nothing here asserts on time.
+    limit's window, not with the log). The plan lines show the indexes of the generic plan the bot
+    runs for an admission, which PostgreSQL chose by itself (SQLite is told by INDEXED BY). Nothing
+    here asserts on time.
 
 Run (from the repository root; needs the test extra for the server)
     python -m bench.admission_pg                      # 10k and 1M rows, 2000 admissions per case
@@ -215,12 +216,25 @@ async def run_case(
     return case
 
 
+def literal(value: object) -> str:
+    """A parameter value written out as SQL (EXPLAIN EXECUTE takes no parameters of its own)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(int(value) if isinstance(value, bool) else value)
+
+
 async def postgres_plan(database: PostgresDatabase, recorder: Recorder) -> list[str]:
-    """PostgreSQL's plan for the last admission statement: the scan lines, each with the index it reads."""
+    """The generic plan the bot runs for the last admission statement: its scans and their indexes."""
     assert recorder.last is not None
     query, args = arguments(*recorder.last)
-    async with database.pool.acquire() as connection:
-        plan = [row[0] for row in await connection.fetch(f"EXPLAIN {query}", *args)]
+    values = ", ".join(literal(value) for value in args)
+    async with database.pool.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE admission AS {query}")
+        plan = [row[0] for row in await connection.fetch(f"EXPLAIN EXECUTE admission({values})")]
+        await connection.execute("DEALLOCATE admission")
     return [line.strip().removeprefix("->  ").split("  (cost")[0] for line in plan if SCAN.search(line)]
 
 

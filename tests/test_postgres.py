@@ -14,6 +14,7 @@ import pytest
 
 from bot.db import PostgresDatabase, SqlLimitsRepository
 from bot.db.database import load_migrations
+from bot.db.postgres.connection import location
 from bot.db.postgres.parameters import arguments, numbered
 from bot.db.records import NewGeneration
 from bot.limits import parse_limits
@@ -24,7 +25,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.qwen import FakeQwen
 from tests.logs import watch_log
 from tests.postgres import Relay, TestPostgres
-from tests.test_startup import clean_env, spawn_bot
+from tests.test_startup import clean_env, run_bot_process, spawn_bot
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "DASHSCOPE_API_KEY": "sk-secret-key"}
 GUILD = 1_576_662_177_123_663_872
@@ -230,3 +231,17 @@ async def test_a_database_lost_while_running_fails_requests_cleanly_until_it_is_
     rows = await db.generations()
     assert [r["status"] for r in rows] == ["succeeded"] * 3
     assert [r["member_id"] for r in rows][-1] == world.bob.id  # and nothing for the refused request
+
+
+async def test_a_database_that_refuses_the_bot_stops_it_with_one_line(
+    tmp_path: Path, bot_env: dict[str, str], postgres: TestPostgres
+) -> None:
+    url = postgres.url("no_such_database")
+    code, stderr = await run_bot_process(clean_env(**{**bot_env, "DATABASE_URL": url}), tmp_path)
+    assert code == 2
+    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith(f"qwen-imagine: DATABASE_URL: PostgreSQL at {location(url)} refused the bot: ")
+    assert "no_such_database" in line
+    password = urlsplit(url).password
+    assert not password or password not in stderr

@@ -189,12 +189,18 @@ class PostgresDatabase:
         """The statement in a transaction that first takes an advisory lock on `key`: under READ
         COMMITTED two concurrent statements could otherwise both see the same free slot. The lock
         waits for the other transaction to commit, and the statement, which starts after it, sees
-        its row. Three round trips: BEGIN with the lock, the statement, COMMIT."""
+        its row. Three round trips: BEGIN with the lock, the statement, COMMIT.
+
+        The statement runs its prepared generic plan: planned afresh for each call, it would spend
+        longer planning (probing the newest index entries for every time range) than running."""
         query, args = arguments(sql, parameters)
         async with self._connection() as queries:
             connection = queries.connection
             with unavailable_as_domain_error():
-                await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({ADMISSION_LOCK}, {_int4(key)})")
+                await connection.execute(
+                    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; "
+                    f"SELECT pg_advisory_xact_lock({ADMISSION_LOCK}, {_int4(key)})"
+                )
                 try:
                     records = await connection.fetch(query, *args)
                 except BaseException:
