@@ -55,6 +55,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import asyncpg
 
 from bench.admission import (
+    INSERT_ROW,
     Community,
     make_communities,
     new_generation,
@@ -71,26 +72,8 @@ from bot.db.records import QueueCaps
 from bot.limits import Limit, parse_limits
 
 SCAN = re.compile(r"Scan|Seq Scan")
-COPY_COLUMNS = (
-    "guild_id",
-    "channel_id",
-    "member_id",
-    "requested_at",
-    "started_at",
-    "finished_at",
-    "status",
-    "error_code",
-    "model",
-    "size",
-    "seed",
-    "prompt_extend",
-    "prompt",
-    "negative_prompt",
-    "request_id",
-    "image_bytes",
-    "parent_id",
-    "message_id",
-)
+#: The columns bench.admission fills, in its order.
+COPY_COLUMNS = tuple(INSERT_ROW.split("(", 1)[1].split(")", 1)[0].split(", "))
 
 
 @dataclass
