@@ -433,3 +433,20 @@ async def test_buttons_work_on_a_result_delivered_after_a_restart(
     assert details.ephemeral and SECRET in details.embeds[0]["description"]
     await (await discord_server.click_button(world.alice, post, buttons(post)["Delete"])).wait_ack()
     await discord_server.wait_for(lambda: post.deleted)
+
+
+async def test_details_leave_out_what_it_was_remixed_from_in_another_server(
+    discord_server: FakeDiscord, world: World, server_b: ServerB, bot: QwenImagineBot, bots: BotRunner
+) -> None:
+    # A remix across servers can't be made; a row from before that rule (or a hand-edited one) stays hidden.
+    first = await result_in_a(discord_server, world, bots)
+    b_result = await (await imagine(discord_server, server_b.mallory, server_b.channel, "a heron")).wait_answer()
+    await bots.wait_delivered(2)
+    execute(bot, "UPDATE generations SET parent_id = ? WHERE guild_id = ?", rows(bot)[0]["id"], server_b.guild.id)
+    details = await (
+        await discord_server.click_button(server_b.mallory, b_result, buttons(b_result)["Details"])
+    ).wait_answer()
+    assert details.ephemeral and "a heron" in details.embeds[0]["description"]
+    assert "Remixed from" not in [field["name"] for field in details.embeds[0]["fields"]]
+    seen = seen_in(discord_server, server_b.channel)
+    assert SECRET not in seen and str(first.id) not in seen

@@ -233,10 +233,6 @@ class GenerationService:
         """Record where the result was posted (channel and message ids, never attachment URLs)."""
         await self._generations.set_message(generation_id, channel_id=channel_id, message_id=message_id)
 
-    async def record(self, generation_id: int) -> GenerationRecord | None:
-        """A stored generation, if its row still exists."""
-        return await self._generations.get(generation_id)
-
     async def generation_for(
         self, guild_id: int | None, generation_id: int | None, *, on: UsedMessage | None = None
     ) -> GenerationRecord:
