@@ -364,8 +364,12 @@ async def test_a_button_outside_any_server_is_refused(
     shown = dm.add_message(
         discord_server.bot_user, "an image", components=forged_buttons(*(f"qi:{a}:{a_id}" for a in ACTIONS))
     )
+    # Even as the image's own message (as if it had been posted there), only the missing server refuses it.
+    execute(bot, "UPDATE generations SET channel_id = ?, message_id = ?", dm.id, shown.id)
     calls = len(qwen.requests)
-    await refused(await discord_server.click_button(world.bob, shown, f"qi:{action}:{a_id}"))
+    clicked = await discord_server.click_button(world.bob, shown, f"qi:{action}:{a_id}")
+    assert "guild_id" not in clicked.payload() and "member" not in clicked.payload()
+    await refused(clicked)
     assert len(qwen.requests) == calls and len(rows(bot)) == 1 and not shown.deleted
     assert SECRET not in seen_in(discord_server, dm)
 
