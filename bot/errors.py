@@ -134,3 +134,11 @@ class Interrupted(QwenImagineError):
         "The bot is restarting before your image could be made. It's saved, and will be posted in this "
         "channel when the bot is back."
     )
+
+
+class ForeignGeneration(QwenImagineError):
+    """An action names an image that is not this server's (or a message other than the image's own).
+    A missing image reads the same, so a member learns nothing about images elsewhere."""
+
+    code = "ForeignGeneration"
+    user_message = "That image isn't from here."

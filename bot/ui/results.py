@@ -11,7 +11,7 @@ import discord
 
 from bot.errors import QwenImagineError
 from bot.services import Services
-from bot.services.generation import GenerationRequest
+from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
 from bot.ui.failures import report_error
 from bot.ui.presentation import result_embed, result_file
@@ -33,15 +33,20 @@ RESULT_ACTION_EVENT = "result_action"
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"qi:(?P<action>reroll|remix|details|delete):(?P<id>[0-9]{1,19})",
+    # Any id after the action matches, so a malformed one is answered (as naming no image) rather
+    # than ignored; `parse_generation_id` decides what is an id.
+    template=re.compile(r"qi:(?P<action>reroll|remix|details|delete):(?P<id>.*)", re.DOTALL),
 ):
     """A result's button. Its custom_id carries only the generation id, so it works after restarts;
-    a click becomes a `result_action` event that the remix cog handles."""
+    a click becomes a `result_action` event (with the id, or None if the custom_id's id is not one)
+    that the remix cog handles."""
 
-    def __init__(self, action: str, generation_id: int) -> None:
+    def __init__(self, action: str, generation_id: int | None, *, custom_id: str | None = None) -> None:
         label, style, emoji = RESULT_ACTIONS[action]
         super().__init__(
-            discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=f"qi:{action}:{generation_id}")
+            discord.ui.Button(
+                label=label, style=style, emoji=emoji, custom_id=custom_id or f"qi:{action}:{generation_id}"
+            )
         )
         self.action = action
         self.generation_id = generation_id
@@ -50,7 +55,7 @@ class ResultButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ResultButton:
-        return cls(match["action"], int(match["id"]))
+        return cls(match["action"], parse_generation_id(match["id"]), custom_id=match.string)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         interaction.client.dispatch(RESULT_ACTION_EVENT, self.action, self.generation_id, interaction)

@@ -251,7 +251,8 @@ class FakeDiscord(Invocations):
             if ix.dispatched_at is None:
                 ix.dispatched_at = self.clock()
 
-        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), ix.channel.guild.id, on_sent=sent):
+        guild_id = None if ix.channel.is_dm else ix.channel.guild.id
+        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), guild_id, on_sent=sent):
             raise RuntimeError("no gateway session: start the client and await fake.wait_ready() first")
         await self.changed()
         return ix

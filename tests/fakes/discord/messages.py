@@ -172,6 +172,8 @@ class FakeMessage:
             "type": self.type,
             "reactions": [],
         }
+        if self.channel.is_dm:
+            del data["guild_id"]
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
             data["application_id"] = str(self.webhook_id)
