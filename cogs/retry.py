@@ -1,0 +1,60 @@
+"""The Retry button under a failure whose outcome is unknown: the same request again, for its requester."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.client import QwenImagineBot
+from bot.services import Services
+from bot.ui.failures import report_error
+from bot.ui.presentation import jump_url
+from bot.ui.results import Credit, generate_and_deliver
+from bot.ui.retry import RETRY_EVENT, RetryButton
+
+log = logging.getLogger(__name__)
+
+
+class RetryCog(commands.Cog):
+    """Handles Retry clicks, on failure notices of any age."""
+
+    def __init__(self, bot: QwenImagineBot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+
+    async def cog_load(self) -> None:
+        # Registered at start-up so the button keeps working on old notices.
+        self.bot.add_dynamic_items(RetryButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(RetryButton)
+
+    @commands.Cog.listener(f"on_{RETRY_EVENT}")
+    async def on_retry(self, generation_id: int, interaction: discord.Interaction[Any]) -> None:
+        """Make the same image again (same seed and options), as a new request of the member who asked."""
+        try:
+            generation = self.services.generation
+            request = await generation.retry_request(
+                generation_id,
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                member_id=interaction.user.id,
+            )
+            parent = await generation.record(request.parent_id) if request.parent_id is not None else None
+            credit = (
+                Credit(parent.member_id, jump_url(parent.guild_id, parent.channel_id, parent.message_id))
+                if parent is not None
+                else None
+            )
+            log.info("generation %d retried by %s", generation_id, interaction.user.id)
+            await generate_and_deliver(interaction, self.services, request, credit=credit)
+        except Exception as error:
+            await report_error(interaction, error)
+
+
+async def setup(bot: QwenImagineBot) -> None:
+    """Load the cog with the bot's services."""
+    await bot.add_cog(RetryCog(bot, bot.services))
