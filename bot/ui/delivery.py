@@ -31,10 +31,12 @@ def upload_failure(error: BaseException | None) -> UploadFailed:
     (`error` None: there was nowhere left to post it)."""
     if error is None:
         return UploadFailed("UploadFailed:NoChannel", "the request expired and I have nowhere left to post it.")
-    if not isinstance(error, discord.HTTPException):
+    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
         return UploadFailed(
             "UploadFailed:Network", "the connection to Discord broke while I was posting it. Please try again."
         )
+    if not isinstance(error, discord.HTTPException):
+        return UploadFailed("UploadFailed:Error", "something went wrong on the bot's side while posting it.")
     code = f"UploadFailed:{error.code or error.status}"
     if error.status == 413 or error.code == _TOO_LARGE:
         reason = "it is larger than this channel's upload limit, so I couldn't post it."
@@ -79,7 +81,9 @@ async def deliver_result(
     error: BaseException | None = None
     try:
         message = await reply(interaction, content=content, embed=embed, file=file, view=view)
-    except SEND_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, SEND_ERRORS):
+            log.error("unexpected error posting generation %d", generation_id, exc_info=exc)
         message, error = None, exc
     if message is None:
         failure = await record_undelivered(services, generation_id, error)
