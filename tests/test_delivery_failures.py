@@ -298,7 +298,7 @@ async def test_a_lost_answer_is_not_paid_for_twice_and_its_requester_can_retry(
     ]
 
 
-async def test_a_retry_button_from_another_server_is_refused(
+async def test_a_retry_button_from_another_server_or_with_a_malformed_id_is_refused(
     discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
 ) -> None:
     other = discord_server.add_guild(name="Elsewhere")
@@ -307,12 +307,16 @@ async def test_a_retry_button_from_another_server_is_refused(
     await bots.start()
     qwen.drop_next()
     notice = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
-    # The same button on a message in another server (where the id means nothing).
-    copy = elsewhere.add_message(other.me, "retry?")
-    copy.components = notice.components
+    # The same button on a message in another server (a modified client can send any custom_id).
+    copy = elsewhere.add_message(other.me, "retry?", components=notice.components)
     refused = await discord_server.click_button(carol, copy, buttons(notice)["Retry"])
     assert (await refused.wait_ack()).ephemeral
-    assert "can't find this image's details" in (await refused.wait_answer()).content
+    assert "That image isn't from here." in (await refused.wait_answer()).content
+    # A malformed id is answered the same way, privately, without a traceback.
+    row = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "Retry", "custom_id": "qi:retry:07"}]}]
+    forged = world.channel.add_message(world.guild.me, "retry?", components=row)
+    malformed = await discord_server.click_button(world.alice, forged, "qi:retry:07")
+    assert "That image isn't from here." in (await malformed.wait_answer()).content
     assert len(qwen.generation_requests) == 1
 
 

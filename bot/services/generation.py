@@ -306,14 +306,9 @@ class GenerationService:
         """The image was made (and billed) but could not be posted: reported, not counted against limits."""
         await self._generations.mark_undelivered(generation_id, error_code=code)
 
-    async def retry_request(
-        self, generation_id: int, *, guild_id: int | None, channel_id: int | None, member_id: int
-    ) -> GenerationRequest:
-        """The same request again, same seed and options, as a new generation: only in the server it
-        was made in, and only for the member who asked for it."""
-        record = await self._generations.get(generation_id)
-        if record is None or record.guild_id is None or record.guild_id != guild_id:
-            raise GenerationUnavailable(MISSING_RECORD)
+    def retry_request(self, record: GenerationRecord, *, member_id: int, channel_id: int | None) -> GenerationRequest:
+        """`record`'s request again, same seed and options, as a new generation; only the member who
+        asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
         if record.member_id != member_id:
             raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
         if record.prompt is None:
@@ -321,7 +316,7 @@ class GenerationService:
                 "This request is older than the server's retention period: its prompt has been deleted."
             )
         return self.build_request(
-            guild_id=guild_id,
+            guild_id=record.guild_id,
             channel_id=channel_id,
             member_id=member_id,
             prompt=record.prompt,
