@@ -150,7 +150,7 @@ class CannotPostHere(QwenImagineError):
     code = "MissingPermissions"
 
     def __init__(self, missing: tuple[str, ...]) -> None:
-        names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
         noun = "permissions" if len(missing) > 1 else "permission"
         super().__init__(
             f"missing {names}",
