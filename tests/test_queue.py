@@ -114,7 +114,7 @@ async def test_submissions_are_paced(session: aiohttp.ClientSession, qwen: FakeQ
     times = sorted(r.at for r in qwen.generation_requests)
     # At most 10 submissions in any one-second window (less 50 ms for loopback jitter).
     assert all(sum(1 for t in times if start <= t < start + 0.95) <= 10 for start in times)
-    assert times[-1] - times[0] >= 1.0
+    assert times[-1] - times[0] >= 0.95  # the 11th waited for the first's second (same loopback jitter)
     assert qwen.max_in_flight <= 2 and qwen.throttled == 0
 
 
