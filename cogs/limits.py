@@ -198,7 +198,9 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     """/usage: the period's outcomes, top members and estimated cost."""
     summary = report.summary
     embed = discord.Embed(title=f"Usage in the last {report.period.value}", colour=EMBED_COLOUR)
-    embed.add_field(name="Images", value=str(summary.succeeded))
+    embed.add_field(name="Images", value=str(report.images_made))
+    if summary.undelivered:
+        embed.add_field(name="Undelivered", value=f"{summary.undelivered} (made and billed; Discord refused them)")
     embed.add_field(name="Failures", value=str(summary.failed))
     embed.add_field(name="Denied", value=str(summary.denied))
     if summary.in_progress:

@@ -114,7 +114,7 @@ async def test_submissions_are_paced(session: aiohttp.ClientSession, qwen: FakeQ
     times = sorted(r.at for r in qwen.generation_requests)
     # At most 10 submissions in any one-second window (less 50 ms for loopback jitter).
     assert all(sum(1 for t in times if start <= t < start + 0.95) <= 10 for start in times)
-    assert times[-1] - times[0] >= 1.0
+    assert times[-1] - times[0] >= 0.95  # the 11th waited for the first's second (same loopback jitter)
     assert qwen.max_in_flight <= 2 and qwen.throttled == 0
 
 
@@ -292,8 +292,11 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr.decode()[-2000:]
-    first, second, third = [await ix.wait_answer() for ix in interactions]
-    assert first.attachments and second.attachments
-    assert "restarting" in third.content
-    statuses = [r["status"] for r in rows(bot_env["DATABASE_PATH"])]
-    assert statuses == ["succeeded", "succeeded", "queued"]
+    # The two requests that held the slots are whichever reached the queue first, not always the first two asked.
+    started = {prompt_of(r) for r in qwen.generation_requests}
+    assert len(started) == 2
+    for i, ix in enumerate(interactions):
+        answer = await ix.wait_answer()
+        assert bool(answer.attachments) if f"crane {i}" in started else "restarting" in answer.content
+    outcomes = {r["prompt"]: r["status"] for r in rows(bot_env["DATABASE_PATH"])}
+    assert outcomes == {f"crane {i}": "succeeded" if f"crane {i}" in started else "queued" for i in range(3)}

@@ -27,8 +27,8 @@ class SqliteUsageRepository:
         succeeded_by_model: dict[str, int] = {}
         for status, model, count in rows:
             by_status[status] = by_status.get(status, 0) + count
-            if status == "succeeded":
-                succeeded_by_model[model] = count
+            if status in ("succeeded", "undelivered"):
+                succeeded_by_model[model] = succeeded_by_model.get(model, 0) + count
         async with conn.execute(
             "SELECT member_id, COUNT(*) AS n FROM generations WHERE guild_id = ? AND requested_at > ? "
             "AND status = 'succeeded' GROUP BY member_id ORDER BY n DESC, member_id LIMIT ?",
@@ -42,6 +42,7 @@ class SqliteUsageRepository:
             in_progress=by_status.get("queued", 0) + by_status.get("running", 0),
             succeeded_by_model=succeeded_by_model,
             top_members=top_members,
+            undelivered=by_status.get("undelivered", 0),
         )
 
     async def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:

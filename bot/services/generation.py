@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration
 from bot.download import ImageDownloader, PngImage
-from bot.errors import ForeignGeneration, GenerationUnavailable, InvalidRequest, QwenImagineError
+from bot.errors import ForeignGeneration, GenerationUnavailable, InvalidRequest, NotAllowed, QwenImagineError
 from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
@@ -297,3 +297,33 @@ class GenerationService:
     async def abandon(self, generation_id: int, code: str) -> None:
         """Give up on a generation: failed, so it is not counted against any limit."""
         await self._generations.mark_failed(generation_id, at=self._clock(), error_code=code)
+
+    async def refuse(self, request: GenerationRequest, code: str) -> int:
+        """Log a request refused before admission (denied, not counted) with the reason as its code."""
+        return await self._generations.refuse(request.to_new_generation(), at=self._clock(), error_code=code)
+
+    async def mark_undelivered(self, generation_id: int, code: str) -> None:
+        """The image was made (and billed) but could not be posted: reported, not counted against limits."""
+        await self._generations.mark_undelivered(generation_id, error_code=code)
+
+    def retry_request(self, record: GenerationRecord, *, member_id: int, channel_id: int | None) -> GenerationRequest:
+        """`record`'s request again, same seed and options, as a new generation; only the member who
+        asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
+        if record.member_id != member_id:
+            raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
+        if record.prompt is None:
+            raise GenerationUnavailable(
+                "This request is older than the server's retention period: its prompt has been deleted."
+            )
+        return self.build_request(
+            guild_id=record.guild_id,
+            channel_id=channel_id,
+            member_id=member_id,
+            prompt=record.prompt,
+            size=record.size,
+            negative_prompt=record.negative_prompt,
+            seed=record.seed,
+            prompt_extend=record.prompt_extend,
+            parent_id=record.parent_id,
+            model=record.model,
+        )

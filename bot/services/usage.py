@@ -62,6 +62,11 @@ class UsageReport:
     summary: UsageSummary
     cost_usd: float
 
+    @property
+    def images_made(self) -> int:
+        """Images the service made (and billed): delivered, or refused by Discord (`summary.undelivered`)."""
+        return self.summary.succeeded + self.summary.undelivered
+
 
 @dataclass(frozen=True)
 class CsvExport:
@@ -101,7 +106,8 @@ class UsageService:
         self._clock = clock
 
     async def report(self, guild_id: int, period: Period) -> UsageReport:
-        """Images, failures, denials, top members and estimated cost over `period`."""
+        """Images, failures, denials, top members and estimated cost over `period`; images Discord
+        refused to take were made and billed all the same, so they are in the images and the cost."""
         summary = await self._repo.summary(guild_id, since=self._clock() - period.seconds)
         cost = sum(self._prices.get(model, 0.0) * count for model, count in summary.succeeded_by_model.items())
         return UsageReport(period, summary, cost)

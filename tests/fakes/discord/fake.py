@@ -19,7 +19,7 @@ from .interactions import (
 from .invoke import Invocations
 from .messages import FakeAttachment, FakeMessage
 from .people import FakeMember, FakeUser
-from .rules import DEFAULT_UPLOAD_LIMIT
+from .rules import DEFAULT_UPLOAD_LIMIT, DiscordError
 from .server import API_PREFIX, RuleViolation, build_app
 from .world import FakeChannel, FakeGuild, World
 
@@ -59,6 +59,11 @@ class FakeDiscord(Invocations):
         self.internal_errors: list[Exception] = []
         self.port = 0
         self._by_token: dict[str, FakeInteraction] = {}
+        self._callbacks_open = asyncio.Event()
+        self._callbacks_open.set()
+        #: Interaction callbacks waiting for release_callbacks().
+        self.held_callbacks = 0
+        self._callback_drops = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
@@ -179,6 +184,42 @@ class FakeDiscord(Invocations):
         self.message_event("MESSAGE_CREATE", message)
         await self.changed()
         return message
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def fail_uploads(self, status: int, code: int, message: str, *, times: int = 1) -> None:
+        """Answer the next `times` message creates or edits that carry files (a channel post, an
+        interaction response, its edits or followups) with this error instead."""
+        for _ in range(times):
+            self.world.upload_failures.append(DiscordError(status, code, message))
+
+    def hold_callbacks(self) -> None:
+        """Keep interaction callbacks (acknowledgements) waiting until release_callbacks()."""
+        self._callbacks_open.clear()
+
+    def release_callbacks(self) -> None:
+        """Let held interaction callbacks through."""
+        self._callbacks_open.set()
+
+    def drop_next_callback(self, times: int = 1) -> None:
+        """Hang up on the next `times` interaction callbacks without acknowledging them."""
+        self._callback_drops += times
+
+    async def callback_gate(self, request: web.Request) -> bool:
+        """Hold a callback while held; True if its connection was closed instead of answered."""
+        if not self._callbacks_open.is_set():
+            self.held_callbacks += 1
+            await self.changed()
+            try:
+                await self._callbacks_open.wait()
+            finally:
+                self.held_callbacks -= 1
+        if not self._callback_drops:
+            return False
+        self._callback_drops -= 1
+        if request.transport is not None:
+            request.transport.close()
+        return True
 
     # -- waiting ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from .ids import Snowflakes, iso, utcnow
 from .messages import FakeAttachment, FakeMessage
 from .people import DEFAULT_BOT_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, FakeMember, FakeRole, FakeUser
+from .rules import DiscordError
 
 Emit = Callable[[str, dict[str, Any]], None]
 DM_CHANNEL = 1
@@ -260,6 +262,8 @@ class World:
         self.attachments: dict[int, FakeAttachment] = {}
         self.base_url = "http://127.0.0.1:0"
         self.emit: Emit = lambda event, data: None
+        #: Errors the next messages carrying files answer with (see FakeDiscord.fail_uploads).
+        self.upload_failures: deque[DiscordError] = deque()
 
     def add_user(self, name: str, *, bot: bool = False) -> FakeUser:
         """Create a user not (yet) in any guild."""
