@@ -25,6 +25,8 @@ MANAGE_GUILD = discord.Permissions(manage_guild=True)
 ScopeName = Literal["member", "server"]
 WindowName = Literal["hour", "day", "week", "month"]
 PeriodName = Literal["day", "week", "month"]
+#: Dispatched (with how many prompts were cleared) after each retention pass, the one at start-up included.
+RETENTION_EVENT = "retention_applied"
 
 
 def guild_id_of(interaction: discord.Interaction) -> int:
@@ -44,7 +46,8 @@ class LimitsCog(commands.Cog):
         default_permissions=MANAGE_GUILD,
     )
 
-    def __init__(self, limits: LimitsService, usage: UsageService) -> None:
+    def __init__(self, bot: QwenImagineBot, limits: LimitsService, usage: UsageService) -> None:
+        self.bot = bot
         self.limit_service = limits
         self.usage_service = usage
 
@@ -58,9 +61,11 @@ class LimitsCog(commands.Cog):
     async def retention(self) -> None:
         """Clear old prompts now and every six hours (a failure is logged and tried again next time)."""
         try:
-            await self.usage_service.apply_retention()
+            scrubbed = await self.usage_service.apply_retention()
         except Exception:
             log.exception("could not apply the prompt retention period")
+            return
+        self.bot.dispatch(RETENTION_EVENT, scrubbed)
 
     @limits.command(name="show", description="This server's limits, the defaults it inherits, and current use")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -230,4 +235,4 @@ def _quota_line(use: WindowUse) -> str:
 
 async def setup(bot: QwenImagineBot) -> None:
     """Load the cog with the bot's limits and usage services."""
-    await bot.add_cog(LimitsCog(bot.services.limits, bot.services.usage))
+    await bot.add_cog(LimitsCog(bot, bot.services.limits, bot.services.usage))

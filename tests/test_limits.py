@@ -306,9 +306,12 @@ async def test_old_prompts_are_cleared_and_counts_stay(
     discord_server: FakeDiscord, bots: BotRunner, world: World
 ) -> None:
     bot = await bots.start()
+    await bots.wait_retention()  # nothing to clear yet
     insert_past(bot, world, world.alice, [91 * 86400, 89 * 86400])
     await bots.stop()
     bot = await bots.start()
+    await bots.wait_retention()  # the pass at start-up
+    assert bots.retention_passes == [1]
     with db(bot) as connection:
         rows = connection.execute("SELECT prompt, status FROM generations ORDER BY requested_at").fetchall()
     assert [(r["prompt"], r["status"]) for r in rows] == [(None, "succeeded"), ("an old fox", "succeeded")]

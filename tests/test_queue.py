@@ -292,8 +292,12 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr.decode()[-2000:]
-    first, second, third = [await ix.wait_answer() for ix in interactions]
-    assert first.attachments and second.attachments
-    assert "restarting" in third.content
-    statuses = [r["status"] for r in rows(bot_env["DATABASE_PATH"])]
-    assert statuses == ["succeeded", "succeeded", "queued"]
+    # The three are admitted concurrently, so which two got the slots is whichever reached the API.
+    started = {prompt_of(r) for r in qwen.generation_requests}
+    answers = {f"crane {i}": await ix.wait_answer() for i, ix in enumerate(interactions)}
+    assert len(started) == 2
+    assert all(answer.attachments for prompt, answer in answers.items() if prompt in started)
+    [(_, kept)] = [(prompt, answer) for prompt, answer in answers.items() if prompt not in started]
+    assert "restarting" in kept.content
+    statuses = {r["prompt"]: r["status"] for r in rows(bot_env["DATABASE_PATH"])}
+    assert statuses == {prompt: "succeeded" if prompt in started else "queued" for prompt in answers}
