@@ -317,6 +317,27 @@ async def test_old_prompts_are_cleared_and_counts_stay(
     assert [(r["prompt"], r["status"]) for r in rows] == [(None, "succeeded"), ("an old fox", "succeeded")]
 
 
+async def test_old_prompts_of_refused_and_failed_requests_are_cleared_too(
+    discord_server: FakeDiscord, bots: BotRunner, world: World
+) -> None:
+    bot = await bots.start()
+    await bots.wait_retention()
+    for status in ("denied", "failed"):
+        insert_past(bot, world, world.alice, [91 * 86400, 89 * 86400], status=status, prompt=f"a {status} fox")
+    await bots.stop()
+    bot = await bots.start()
+    await bots.wait_retention()
+    assert bots.retention_passes == [2]
+    with db(bot) as connection:
+        rows = connection.execute("SELECT prompt, status FROM generations ORDER BY status, requested_at").fetchall()
+    assert [(r["prompt"], r["status"]) for r in rows] == [
+        (None, "denied"),
+        ("a denied fox", "denied"),
+        (None, "failed"),
+        ("a failed fox", "failed"),
+    ]
+
+
 def test_default_limits_syntax() -> None:
     assert parse_limits("member/hour=5, server/day=200") == (
         Limit(Scope.MEMBER, Window.HOUR, 5),
