@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 import discord
 from discord import app_commands
@@ -149,15 +150,18 @@ class LimitsCog(commands.Cog):
         report = await self.usage_service.report(guild_id, Period(period))
         embed = usage_embed(report)
         files: list[discord.File] = []
-        if export:
-            csv_export = await self.usage_service.export_csv(
-                guild_id, Period(period), max_bytes=interaction.filesize_limit
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%d")
-            files.append(discord.File(io.BytesIO(csv_export.data), filename=f"usage-{guild_id}-{period}-{stamp}.csv"))
-            note = "" if csv_export.complete else " (cut short at the upload limit: pick a shorter period)"
-            embed.set_footer(text=f"CSV: {csv_export.rows} rows{note}")
-        await interaction.followup.send(embed=embed, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        with contextlib.ExitStack() as cleanup:
+            if export:
+                csv_export = cleanup.enter_context(
+                    await self.usage_service.export_csv(guild_id, Period(period), max_bytes=interaction.filesize_limit)
+                )
+                stamp = datetime.now(UTC).strftime("%Y%m%d")
+                # discord.py reads any seekable binary file; its annotation names only BufferedIOBase.
+                upload = cast(io.BufferedIOBase, csv_export.file)
+                files.append(discord.File(upload, filename=f"usage-{guild_id}-{period}-{stamp}.csv"))
+                note = "" if csv_export.complete else " (cut short at the upload limit: pick a shorter period)"
+                embed.set_footer(text=f"CSV: {csv_export.rows} rows{note}")
+            await interaction.followup.send(embed=embed, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="quota", description="How many images you may still create, and when more free up")
     @app_commands.guild_only()
