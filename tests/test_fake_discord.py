@@ -46,7 +46,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         discord.http.Route.BASE = server.api_base_url
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
         yield server
-    assert not server.spec_violations, server.spec_violations
+    server.assert_no_spec_violations()
 
 
 class Panel(discord.ui.View):
@@ -538,6 +538,9 @@ async def test_an_unknown_route_or_method_is_a_violation(fake: FakeDiscord) -> N
         ("GET", f"/api/v10/channels/{channel.id}/messagez", 404),
         ("PUT", f"/api/v10/channels/{channel.id}/messages", 405),
     ]
+    # What the harness runs after each test: the test that sent them fails.
+    with pytest.raises(AssertionError, match="messagez: 404"):
+        fake.assert_no_spec_violations()
     fake.spec_violations.clear()
 
 

@@ -115,6 +115,11 @@ class FakeDiscord(Invocations):
         """The application's id (also the bot user's id, as on Discord)."""
         return self.world.application_id
 
+    def assert_no_spec_violations(self) -> None:
+        """Fail (AssertionError) if the bot sent a request Discord's OpenAPI description rejects."""
+        lines = [f"  {v.method} {v.path}: {v.status} {v.code} {v.message} {v.errors}" for v in self.spec_violations]
+        assert not lines, "requests that Discord's OpenAPI description rejects:\n" + "\n".join(lines)
+
     def set_rate_limits(self, limits: RateLimits | None) -> None:
         """Enforce Discord's rate limits from now on (None: no limits)."""
         self.rate_limiter = RateLimiter(limits) if limits is not None else None

@@ -33,7 +33,6 @@ _INT_STRING = re.compile(r"[+-]?[0-9]+")
 _AS_INTEGER = "x-as-integer"
 #: An annotation of our own beside anyOf/oneOf: per branch, the values its `type` property allows (None: any).
 _BRANCH_TYPES = "x-branch-types"
-_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: Discord's form-error code for each failed JSON Schema keyword (anything else: BASE_TYPE_INVALID).
 _ERROR_CODES = {
     "required": "BASE_TYPE_REQUIRED",
@@ -59,7 +58,6 @@ class Operation:
 
     method: str
     template: str
-    operation_id: str
     body_types: tuple[str, ...]
     body_required: bool
 
@@ -175,17 +173,7 @@ class OpenApiReferee:
         if not isinstance(item, dict):
             return None
         body = item.get("requestBody") or {}
-        return Operation(
-            method.upper(),
-            template,
-            item.get("operationId", ""),
-            tuple(body.get("content") or {}),
-            bool(body.get("required")),
-        )
-
-    def methods(self, template: str) -> list[str]:
-        """The methods a path template allows."""
-        return [m.upper() for m in self._spec["paths"][template] if m in _HTTP_METHODS]
+        return Operation(method.upper(), template, tuple(body.get("content") or {}), bool(body.get("required")))
 
     def _validator(self, method: str, template: str, content_type: str) -> Validator:
         key = (method, template, content_type)
@@ -206,17 +194,17 @@ class OpenApiReferee:
         operation = self.operation(method, template)
         if operation is None:
             raise DiscordError(405, 0, "405: Method Not Allowed")
+        errs = FormErrors()
         if document is None:
             if operation.body_required:
-                errs = FormErrors()
                 errs.add((), "BASE_TYPE_REQUIRED", "This request needs a body")
-                raise DiscordError(400, 50035, "Invalid Form Body", errs.tree)
+            errs.raise_if_any()
             return
         if not operation.body_types:
             return  # Discord ignores a body where it expects none
         if content_type not in operation.body_types:
-            raise DiscordError(400, 50035, "Invalid Form Body", _errors_at((), "CONTENT_TYPE_INVALID", content_type))
-        errs = FormErrors()
+            errs.add((), "CONTENT_TYPE_INVALID", f"Unsupported content type {content_type!r}")
+            errs.raise_if_any()
         for error in self._validator(operation.method, template, content_type).iter_errors(document):
             leaf = best_match([error]) or error
             errs.add(*_form_error(leaf))
@@ -284,12 +272,6 @@ def _form_error(error: ValidationError) -> tuple[list[str | int], str, str]:
     if keyword in ("oneOf", "anyOf"):
         return path, code, "Value matches none of the allowed forms."
     return path, code, f"Value fails the description's {keyword!r} rule ({expected!r:.80})."
-
-
-def _errors_at(path: tuple[str | int, ...], code: str, message: str) -> dict[str, Any]:
-    errs = FormErrors()
-    errs.add(path, code, f"Unsupported content type {message!r}")
-    return errs.tree
 
 
 @functools.cache
