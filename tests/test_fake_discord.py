@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,8 @@ class Bot:
     failures: list[discord.HTTPException] = field(default_factory=list)
     go: asyncio.Event = field(default_factory=asyncio.Event)
     seen: dict[str, Any] = field(default_factory=dict)
+    #: Seconds the handlers have spent "working", as the fake's clock sees it (see `late_clock`).
+    lateness: float = 0.0
 
 
 def add_response_commands(tree: app_commands.CommandTree[discord.Client], state: Callable[[], Bot]) -> None:
@@ -127,8 +130,7 @@ def add_response_commands(tree: app_commands.CommandTree[discord.Client], state:
 
     @tree.command(description="Say something right away")
     async def echo(interaction: discord.Interaction, text: str, twice: bool = False, late: float = 0.0) -> None:
-        if late:
-            await asyncio.sleep(late)  # the bot being late
+        state().lateness += late  # the bot taking `late` seconds, on the fake's clock
         try:
             await interaction.response.send_message(text)
             if twice:  # a second, raw callback: discord.py itself refuses a second response.send_message
@@ -274,8 +276,8 @@ async def test_defer_then_followup_with_file(fake: FakeDiscord, harness: Bot) ->
 
 
 async def test_late_ack_is_unknown_interaction(fake: FakeDiscord, harness: Bot) -> None:
-    fake.ack_deadline = 0.05
-    ix = await fake.invoke_command(harness.alice, harness.channel, "echo", {"text": "hi", "late": 0.2})
+    fake.clock = lambda: time.monotonic() + harness.lateness
+    ix = await fake.invoke_command(harness.alice, harness.channel, "echo", {"text": "hi", "late": 3.5})
     await fake.wait_for(lambda: ix.errors)
     assert ix.errors == [(404, 10062, "Unknown interaction")] and ix.ack is None
     assert harness.failures[0].code == 10062
