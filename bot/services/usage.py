@@ -78,13 +78,6 @@ class CsvExport:
     rows: int
     complete: bool
 
-    def read(self) -> bytes:
-        """The whole CSV (for small exports and tests)."""
-        self.file.seek(0)
-        data = self.file.read()
-        self.file.seek(0)
-        return data
-
     def close(self) -> None:
         """Release the memory or the temporary file."""
         self.file.close()
