@@ -306,18 +306,36 @@ async def test_old_prompts_are_cleared_and_counts_stay(
     discord_server: FakeDiscord, bots: BotRunner, world: World
 ) -> None:
     bot = await bots.start()
+    await bots.wait_retention()  # nothing to clear yet
     insert_past(bot, world, world.alice, [91 * 86400, 89 * 86400])
     await bots.stop()
     bot = await bots.start()
+    await bots.wait_retention()  # the pass at start-up
+    assert bots.retention_passes == [1]
+    with db(bot) as connection:
+        rows = connection.execute("SELECT prompt, status FROM generations ORDER BY requested_at").fetchall()
+    assert [(r["prompt"], r["status"]) for r in rows] == [(None, "succeeded"), ("an old fox", "succeeded")]
 
-    def rows() -> list[tuple[str | None, str]]:
-        with db(bot) as connection:
-            found = connection.execute("SELECT prompt, status FROM generations ORDER BY requested_at").fetchall()
-        return [(r["prompt"], r["status"]) for r in found]
 
-    # Retention runs in the background once the bot has started.
-    await discord_server.wait_for(lambda: rows()[0][0] is None, what="retention at start-up")
-    assert rows() == [(None, "succeeded"), ("an old fox", "succeeded")]
+async def test_old_prompts_of_refused_and_failed_requests_are_cleared_too(
+    discord_server: FakeDiscord, bots: BotRunner, world: World
+) -> None:
+    bot = await bots.start()
+    await bots.wait_retention()
+    for status in ("denied", "failed"):
+        insert_past(bot, world, world.alice, [91 * 86400, 89 * 86400], status=status, prompt=f"a {status} fox")
+    await bots.stop()
+    bot = await bots.start()
+    await bots.wait_retention()
+    assert bots.retention_passes == [2]
+    with db(bot) as connection:
+        rows = connection.execute("SELECT prompt, status FROM generations ORDER BY status, requested_at").fetchall()
+    assert [(r["prompt"], r["status"]) for r in rows] == [
+        (None, "denied"),
+        ("a denied fox", "denied"),
+        (None, "failed"),
+        ("a failed fox", "failed"),
+    ]
 
 
 def test_default_limits_syntax() -> None:

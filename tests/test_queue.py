@@ -103,18 +103,42 @@ async def test_a_429_storm_lowers_concurrency_and_it_recovers(session: aiohttp.C
         await scheduler.stop(grace=1)
 
 
+class WatchedPacer:
+    """The scheduler as the API client's pacer, noting when each submission asked for its turn and
+    when it was let go (the client sends right after)."""
+
+    def __init__(self, scheduler: Scheduler[object]) -> None:
+        self.scheduler = scheduler
+        self.asked: list[float] = []
+        self.released: dict[int, float] = {}
+
+    async def before_submit(self) -> None:
+        n = len(self.asked)
+        self.asked.append(time.monotonic())  # no await before the scheduler books the turn: same order
+        await self.scheduler.before_submit()
+        self.released[n] = time.monotonic()
+
+    def throttled(self) -> None:
+        self.scheduler.throttled()
+
+    def succeeded(self) -> None:
+        self.scheduler.succeeded()
+
+
 async def test_submissions_are_paced(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
     scheduler: Scheduler[object] = Scheduler(max_concurrency=2, submits_per_second=10)
-    api = QwenImageClient(session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), pacer=scheduler)
+    pacer = WatchedPacer(scheduler)
+    api = QwenImageClient(session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), pacer=pacer)
     scheduler.start()
     try:
         await asyncio.gather(*(scheduler.run(Job(n, n % 3, n, work=lambda: api.generate(PARAMS))) for n in range(12)))
     finally:
         await scheduler.stop(grace=1)
-    times = sorted(r.at for r in qwen.generation_requests)
-    # At most 10 submissions in any one-second window (less 50 ms for loopback jitter).
-    assert all(sum(1 for t in times if start <= t < start + 0.95) <= 10 for start in times)
-    assert times[-1] - times[0] >= 0.95  # the 11th waited for the first's second (same loopback jitter)
+    # At most 10 in any second: each submission goes a second or more after the one 10 before it
+    # asked (timed where the pacer decides, so a slow first connection cannot blur it; the 1 µs is
+    # the event loop's licence to fire a timer up to its clock's resolution early).
+    assert len(pacer.released) == len(qwen.generation_requests) == 12
+    assert all(pacer.released[n] >= pacer.asked[n - 10] + 1.0 - 1e-6 for n in range(10, 12))
     assert qwen.max_in_flight <= 2 and qwen.throttled == 0
 
 
@@ -292,11 +316,12 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr.decode()[-2000:]
-    # The two requests that held the slots are whichever reached the queue first, not always the first two asked.
+    # The three are admitted concurrently, so which two got the slots is whichever reached the API.
     started = {prompt_of(r) for r in qwen.generation_requests}
+    answers = {f"crane {i}": await ix.wait_answer() for i, ix in enumerate(interactions)}
     assert len(started) == 2
-    for i, ix in enumerate(interactions):
-        answer = await ix.wait_answer()
-        assert bool(answer.attachments) if f"crane {i}" in started else "restarting" in answer.content
-    outcomes = {r["prompt"]: r["status"] for r in rows(bot_env["DATABASE_PATH"])}
-    assert outcomes == {f"crane {i}": "succeeded" if f"crane {i}" in started else "queued" for i in range(3)}
+    assert all(answer.attachments for prompt, answer in answers.items() if prompt in started)
+    [(_, kept)] = [(prompt, answer) for prompt, answer in answers.items() if prompt not in started]
+    assert "restarting" in kept.content
+    statuses = {r["prompt"]: r["status"] for r in rows(bot_env["DATABASE_PATH"])}
+    assert statuses == {prompt: "succeeded" if prompt in started else "queued" for prompt in answers}

@@ -8,6 +8,11 @@ from bot.db.connection import Database
 from bot.db.generations import COLUMNS, record_from_row
 from bot.db.records import GenerationRecord, UsageSummary
 
+#: Rows read per query by `rows()`.
+EXPORT_BATCH = 1000
+#: Larger than any row id: the page before the first one "ends" at (since, MAX_ROW_ID).
+MAX_ROW_ID = 2**63 - 1
+
 
 class SqliteUsageRepository:
     """Reads of the usage log for reports, and the retention clean-up."""
@@ -45,13 +50,23 @@ class SqliteUsageRepository:
             undelivered=by_status.get("undelivered", 0),
         )
 
-    async def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:
-        async with self._db.connection.execute(
-            f"SELECT {COLUMNS} FROM generations WHERE guild_id = ? AND requested_at > ? ORDER BY id",
-            (guild_id, since),
-        ) as cursor:
-            async for row in cursor:
-                yield record_from_row(row)
+    async def rows(self, guild_id: int, *, since: float, batch: int = EXPORT_BATCH) -> AsyncIterator[GenerationRecord]:
+        # A page at a time, each after the last row of the one before (oldest first, ties by id): memory
+        # stays flat however many rows there are, and no read stays open between pages.
+        after: tuple[float, int] = (since, MAX_ROW_ID)
+        while True:
+            async with self._db.connection.execute(
+                f"SELECT {COLUMNS} FROM generations INDEXED BY generations_guild_time "
+                "WHERE guild_id = ? AND requested_at >= ? AND (requested_at, id) > (?, ?) "
+                "ORDER BY requested_at, id LIMIT ?",
+                (guild_id, after[0], *after, batch),
+            ) as cursor:
+                page = [record_from_row(row) for row in await cursor.fetchall()]
+            for record in page:
+                yield record
+            if len(page) < batch:
+                return
+            after = (page[-1].requested_at, page[-1].id)
 
     async def scrub_prompts(self, *, before: float, batch: int = 500) -> int:
         # In small transactions, so a large backlog never holds the write lock long enough to

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -24,6 +25,12 @@ UNKNOWN_INTERACTION = 10062
 RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
 #: Pauses before the second and third try of a transient failure (a 503, or a connection that broke).
 RETRY_DELAYS = (0.5, 2.0)
+#: Discord's "Too Many Requests".
+RATE_LIMITED = 429
+#: Further rounds of discord.py's five attempts for an answer Discord keeps rate limiting.
+RATE_LIMIT_ROUNDS = 5
+#: The longest wait taken from a 429's headers.
+MAX_RATE_LIMIT_WAIT = 30.0
 
 
 def is_expired(error: discord.HTTPException) -> bool:
@@ -50,16 +57,43 @@ def is_transient(error: BaseException, *, idempotent: bool, webhook: bool) -> bo
 
 
 async def with_retries(send: Callable[[], Awaitable[T]], *, idempotent: bool, webhook: bool) -> T:
-    """`send()`, tried again after a short pause while its failure is transient."""
+    """`send()`, tried again after a short pause while its failure is transient, and waited out
+    while Discord still rate limits it (see `patiently`)."""
     for delay in RETRY_DELAYS:
         try:
-            return await send()
+            return await patiently(send)
         except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
             if not is_transient(error, idempotent=idempotent, webhook=webhook):
                 raise
             log.info("Discord request failed (%s); trying again in %.1f s", describe(error), delay)
         await asyncio.sleep(delay)
-    return await send()
+    return await patiently(send)
+
+
+def rate_limit_wait(error: discord.HTTPException) -> float:
+    """How long Discord asked us to wait in a 429, from its headers (bounded)."""
+    headers = getattr(error.response, "headers", None) or {}
+    for name in ("X-RateLimit-Reset-After", "Retry-After"):
+        try:
+            return min(max(float(headers[name]), 0.05), MAX_RATE_LIMIT_WAIT)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return 1.0
+
+
+async def patiently(send: Callable[[], Awaitable[T]]) -> T:
+    """`send()`, tried again while Discord still answers 429 once discord.py's own retries are spent:
+    a burst in one channel can keep a shared bucket full for longer than those few attempts."""
+    for attempt in itertools.count(1):
+        try:
+            return await send()
+        except discord.HTTPException as error:
+            if error.status != RATE_LIMITED or attempt > RATE_LIMIT_ROUNDS:
+                raise
+            wait = rate_limit_wait(error)
+            log.info("still rate limited after discord.py's retries; trying again in %.2f s", wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def describe(error: BaseException) -> str:

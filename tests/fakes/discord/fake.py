@@ -19,6 +19,7 @@ from .interactions import (
 from .invoke import Invocations
 from .messages import FakeAttachment, FakeMessage
 from .people import FakeMember, FakeUser
+from .ratelimits import RateLimiter, RateLimitHit, RateLimits
 from .rules import DEFAULT_UPLOAD_LIMIT, DiscordError
 from .server import API_PREFIX, RuleViolation, build_app
 from .world import FakeChannel, FakeGuild, World
@@ -38,6 +39,8 @@ class FakeDiscord(Invocations):
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         channel_upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         application_flags: int = 0,
+        rate_limits: RateLimits | None = None,
+        check_spec: bool = True,
     ) -> None:
         self.token = token
         self.ack_deadline = ack_deadline
@@ -54,6 +57,12 @@ class FakeDiscord(Invocations):
         self.requests: list[tuple[str, str, int]] = []
         self.unhandled_routes: list[tuple[str, str]] = []
         self.errors: list[RuleViolation] = []
+        #: Requests Discord's OpenAPI description rejects (also in `errors`); the harness fails a test that has any.
+        self.spec_violations: list[RuleViolation] = []
+        #: Check every REST request against Discord's OpenAPI description.
+        self.check_spec = check_spec
+        #: Discord's rate limits, when given; `rate_limited` lists the 429s sent.
+        self.rate_limiter = RateLimiter(rate_limits) if rate_limits is not None else None
         #: Which response messages are interim progress notes rather than answers (see wait_answer).
         self.is_progress: Callable[[FakeMessage], bool] = lambda message: False
         self.internal_errors: list[Exception] = []
@@ -110,6 +119,20 @@ class FakeDiscord(Invocations):
     def application_id(self) -> int:
         """The application's id (also the bot user's id, as on Discord)."""
         return self.world.application_id
+
+    def assert_no_spec_violations(self) -> None:
+        """Fail (AssertionError) if the bot sent a request Discord's OpenAPI description rejects."""
+        lines = [f"  {v.method} {v.path}: {v.status} {v.code} {v.message} {v.errors}" for v in self.spec_violations]
+        assert not lines, "requests that Discord's OpenAPI description rejects:\n" + "\n".join(lines)
+
+    def set_rate_limits(self, limits: RateLimits | None) -> None:
+        """Enforce Discord's rate limits from now on (None: no limits)."""
+        self.rate_limiter = RateLimiter(limits) if limits is not None else None
+
+    @property
+    def rate_limited(self) -> list[RateLimitHit]:
+        """The 429s sent, oldest first."""
+        return self.rate_limiter.hits if self.rate_limiter is not None else []
 
     @property
     def bot_user(self) -> FakeUser:
