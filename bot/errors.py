@@ -141,3 +141,51 @@ class Interrupted(QwenImagineError):
         "The bot is restarting before your image could be made. It's saved, and will be posted in this "
         "channel when the bot is back."
     )
+
+
+class ForeignGeneration(QwenImagineError):
+    """An action names an image that is not this server's (or a message other than the image's own).
+    A missing image reads the same, so a member learns nothing about images elsewhere."""
+
+    code = "ForeignGeneration"
+    user_message = "That image isn't from here."
+
+
+class CannotPostHere(QwenImagineError):
+    """The bot lacks a permission it needs to post a result in this channel."""
+
+    code = "MissingPermissions"
+
+    def __init__(self, missing: tuple[str, ...]) -> None:
+        names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+        noun = "permissions" if len(missing) > 1 else "permission"
+        super().__init__(
+            f"missing {names}",
+            user_message=(
+                f"I can't post images here: I'm missing the {names} {noun} in this channel. Ask a moderator "
+                "to let me Send Messages, Attach Files and Embed Links here, or try another channel."
+            ),
+        )
+        self.missing = missing
+
+
+class UploadFailed(QwenImagineError):
+    """The image was made (and billed) but Discord did not take the upload; it does not count against limits."""
+
+    code = "UploadFailed"
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(code, user_message=f"Your image was made, but {reason} It doesn't count against your limits.")
+        self.code = code
+
+
+class OutcomeUnknown(ApiError):
+    """The connection broke after the request was sent: the image may have been made and billed unseen."""
+
+    user_message = (
+        "The image service stopped answering while making your image; it may have been made and billed, "
+        "but I never received it. Press Retry to try again."
+    )
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__("OutcomeUnknown", message, status=status)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bot.errors import ServiceFailed
+from bot.errors import OutcomeUnknown, ServiceFailed
 from bot.qwen_responses import (
     Reply,
     Retryable,
@@ -160,8 +160,10 @@ class QwenImageClient:
         self._clock = clock
 
     async def generate(self, params: GenerationParams) -> GeneratedImage:
-        """Generate one image with the sync endpoint, retrying throttling and server errors."""
-        reply, attempts = await self._with_retries(lambda: self._call("POST", SYNC_PATH, build_sync_body(params)))
+        """Generate one image with the sync endpoint, retrying only failures that provably made no image."""
+        reply, attempts = await self._with_retries(
+            lambda: self._call("POST", SYNC_PATH, build_sync_body(params), submission=True)
+        )
         image = extract_image(reply.body)
         if image is None:
             raise ServiceFailed("NoImage", "the API answered 200 without an image", request_id=reply.request_id)
@@ -174,7 +176,9 @@ class QwenImageClient:
     async def submit_task(self, params: GenerationParams) -> str:
         """Create an async generation task; return its id (valid for 24 hours)."""
         reply, _ = await self._with_retries(
-            lambda: self._call("POST", ASYNC_PATH, build_async_body(params), {"X-DashScope-Async": "enable"})
+            lambda: self._call(
+                "POST", ASYNC_PATH, build_async_body(params), {"X-DashScope-Async": "enable"}, submission=True
+            )
         )
         output = reply.body.get("output")
         task_id = output.get("task_id") if isinstance(output, dict) else None
@@ -246,9 +250,20 @@ class QwenImageClient:
         return float(ceiling * (0.5 + random.random() / 2))
 
     async def _call(
-        self, method: str, path: str, body: dict[str, Any] | None, extra_headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        submission: bool = False,
     ) -> Reply:
-        """One HTTP exchange; any failure is raised as an ApiError (or Retryable)."""
+        """One HTTP exchange; any failure is raised as an ApiError (or Retryable).
+
+        A `submission` asks for an image that is billed once made. Once its body may have reached the
+        service, a broken exchange (reset, disconnect, read timeout, a proxy's error page) is never
+        retried: it raises OutcomeUnknown. Only what provably made nothing is retried: a connection
+        that never opened, a 429, or the service's own JSON error."""
         headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **(extra_headers or {})}
         try:
             async with self._session.request(
@@ -258,12 +273,12 @@ class QwenImageClient:
                 status = response.status
                 header_request_id = response.headers.get("x-request-id")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except aiohttp.ClientConnectionError as exc:
-            if isinstance(exc, aiohttp.ServerTimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
-                # The request may be generating (and billed) upstream: don't pay twice.
-                raise ServiceFailed("Timeout", "the image API did not answer in time") from exc
-            error = ServiceFailed("NetworkError", f"{type(exc).__name__}: {exc}")
-            raise Retryable(error, None) from exc
-        except TimeoutError as exc:
-            raise ServiceFailed("Timeout", "the image API did not answer in time") from exc
-        return parse_reply(status, text, header_request_id, retry_after)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Refused, unresolvable or never connected: nothing was sent.
+            raise Retryable(ServiceFailed("NetworkError", f"{type(exc).__name__}: {exc}"), None) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            if submission:
+                raise OutcomeUnknown(f"the exchange broke after the request was sent ({detail})") from exc
+            raise Retryable(ServiceFailed("NetworkError", detail), None) from exc
+        return parse_reply(status, text, header_request_id, retry_after, submission=submission)

@@ -13,6 +13,7 @@ from bot.errors import (
     ApiError,
     ContentRejected,
     IpInfringementSuspected,
+    OutcomeUnknown,
     ServiceBusy,
     ServiceFailed,
     ServiceMisconfigured,
@@ -104,13 +105,19 @@ class Reply:
     request_id: str | None
 
 
-def parse_reply(status: int, text: str, header_request_id: str | None, retry_after: float | None) -> Reply:
+def parse_reply(
+    status: int, text: str, header_request_id: str | None, retry_after: float | None, *, submission: bool = False
+) -> Reply:
+    """The answer as a Reply, or its failure raised (Retryable if worth another try)."""
     try:
         body: object = json.loads(text)
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        # A proxy's HTML page, or garbage: the raw text is the message.
+        # A proxy's HTML page, or garbage: the raw text is the message. A proxy's 5xx page doesn't say
+        # whether the service got the request, so a submission is not sent again.
+        if submission and status >= 500:
+            raise OutcomeUnknown(f"HTTP {status} without the service's answer: {text.strip()[:300]}", status=status)
         raise_api_error(status, f"HTTP{status}", text.strip()[:300], header_request_id, retry_after)
     request_id = body.get("request_id") or header_request_id
     code = body.get("code")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 import discord
 from discord import app_commands
@@ -25,6 +26,8 @@ MANAGE_GUILD = discord.Permissions(manage_guild=True)
 ScopeName = Literal["member", "server"]
 WindowName = Literal["hour", "day", "week", "month"]
 PeriodName = Literal["day", "week", "month"]
+#: Dispatched (with how many prompts were cleared) after each retention pass, the one at start-up included.
+RETENTION_EVENT = "retention_applied"
 
 
 def guild_id_of(interaction: discord.Interaction) -> int:
@@ -44,7 +47,8 @@ class LimitsCog(commands.Cog):
         default_permissions=MANAGE_GUILD,
     )
 
-    def __init__(self, limits: LimitsService, usage: UsageService) -> None:
+    def __init__(self, bot: QwenImagineBot, limits: LimitsService, usage: UsageService) -> None:
+        self.bot = bot
         self.limit_service = limits
         self.usage_service = usage
 
@@ -58,9 +62,11 @@ class LimitsCog(commands.Cog):
     async def retention(self) -> None:
         """Clear old prompts now and every six hours (a failure is logged and tried again next time)."""
         try:
-            await self.usage_service.apply_retention()
+            scrubbed = await self.usage_service.apply_retention()
         except Exception:
             log.exception("could not apply the prompt retention period")
+            return
+        self.bot.dispatch(RETENTION_EVENT, scrubbed)
 
     @limits.command(name="show", description="This server's limits, the defaults it inherits, and current use")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -144,15 +150,18 @@ class LimitsCog(commands.Cog):
         report = await self.usage_service.report(guild_id, Period(period))
         embed = usage_embed(report)
         files: list[discord.File] = []
-        if export:
-            csv_export = await self.usage_service.export_csv(
-                guild_id, Period(period), max_bytes=interaction.filesize_limit
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%d")
-            files.append(discord.File(io.BytesIO(csv_export.data), filename=f"usage-{guild_id}-{period}-{stamp}.csv"))
-            note = "" if csv_export.complete else " (cut short at the upload limit: pick a shorter period)"
-            embed.set_footer(text=f"CSV: {csv_export.rows} rows{note}")
-        await interaction.followup.send(embed=embed, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        with contextlib.ExitStack() as cleanup:
+            if export:
+                csv_export = cleanup.enter_context(
+                    await self.usage_service.export_csv(guild_id, Period(period), max_bytes=interaction.filesize_limit)
+                )
+                stamp = datetime.now(UTC).strftime("%Y%m%d")
+                # discord.py reads any seekable binary file; its annotation names only BufferedIOBase.
+                upload = cast(io.BufferedIOBase, csv_export.file)
+                files.append(discord.File(upload, filename=f"usage-{guild_id}-{period}-{stamp}.csv"))
+                note = "" if csv_export.complete else " (cut short at the upload limit: pick a shorter period)"
+                embed.set_footer(text=f"CSV: {csv_export.rows} rows{note}")
+            await interaction.followup.send(embed=embed, files=files, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="quota", description="How many images you may still create, and when more free up")
     @app_commands.guild_only()
@@ -198,7 +207,9 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     """/usage: the period's outcomes, top members and estimated cost."""
     summary = report.summary
     embed = discord.Embed(title=f"Usage in the last {report.period.value}", colour=EMBED_COLOUR)
-    embed.add_field(name="Images", value=str(summary.succeeded))
+    embed.add_field(name="Images", value=str(report.images_made))
+    if summary.undelivered:
+        embed.add_field(name="Undelivered", value=f"{summary.undelivered} (made and billed; Discord refused them)")
     embed.add_field(name="Failures", value=str(summary.failed))
     embed.add_field(name="Denied", value=str(summary.denied))
     if summary.in_progress:
@@ -230,4 +241,4 @@ def _quota_line(use: WindowUse) -> str:
 
 async def setup(bot: QwenImagineBot) -> None:
     """Load the cog with the bot's limits and usage services."""
-    await bot.add_cog(LimitsCog(bot.services.limits, bot.services.usage))
+    await bot.add_cog(LimitsCog(bot, bot.services.limits, bot.services.usage))

@@ -16,6 +16,7 @@ import pytest
 from bot.app import create_bot
 from bot.client import QwenImagineBot
 from bot.settings import load_settings
+from cogs.limits import RETENTION_EVENT
 from tests.database import TestDatabase
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
@@ -40,6 +41,7 @@ async def discord_server() -> AsyncIterator[FakeDiscord]:
         fake.is_progress = lambda message: message.content.startswith(("⏳", "🎨"))
         yield fake
     discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+    fake.assert_no_spec_violations()  # the test that sent one fails
 
 
 @dataclass
@@ -128,6 +130,9 @@ class BotRunner:
         self._delivery = asyncio.Condition()
         self.guilds_seen: set[int] = set()
         self._guilds = asyncio.Condition()
+        #: Prompts cleared by each retention pass of the bot started last (the start-up pass first).
+        self.retention_passes: list[int] = []
+        self._retention = asyncio.Condition()
 
     async def _on_guild(self, guild: discord.Guild) -> None:
         async with self._guilds:
@@ -138,6 +143,16 @@ class BotRunner:
         """Wait until the bot has received (and cached) these guilds."""
         async with asyncio.timeout(timeout), self._guilds:
             await self._guilds.wait_for(lambda: self.guilds_seen.issuperset(guild_ids))
+
+    async def _on_retention_applied(self, scrubbed: int) -> None:
+        async with self._retention:
+            self.retention_passes.append(scrubbed)
+            self._retention.notify_all()
+
+    async def wait_retention(self, passes: int = 1, timeout: float = 15) -> None:
+        """Wait until the bot started last has finished `passes` retention passes."""
+        async with asyncio.timeout(timeout), self._retention:
+            await self._retention.wait_for(lambda: len(self.retention_passes) >= passes)
 
     async def _on_generation_delivered(self, generation_id: int) -> None:
         async with self._delivery:
@@ -157,7 +172,9 @@ class BotRunner:
         bot.add_listener(self._on_generation_delivered, "on_generation_delivered")
         bot.add_listener(self._on_guild, "on_guild_available")
         bot.add_listener(self._on_guild, "on_guild_join")
+        bot.add_listener(self._on_retention_applied, "on_" + RETENTION_EVENT)
         self.guilds_seen.clear()
+        self.retention_passes.clear()
         task = asyncio.create_task(bot.start(settings.discord_token.reveal()))
         self._running.append((manager, bot, task))
         # Every guild cached is enough: discord.py holds READY back two seconds for late GUILD_CREATEs.

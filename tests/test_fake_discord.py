@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +17,15 @@ from discord import app_commands
 from discord.webhook.async_ import async_context, interaction_response_params
 
 from tests.fakes.discord import (
+    CHANNEL_MESSAGES,
     FakeAttachment,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
     FakeMember,
     InvalidInvocation,
+    RateLimits,
+    RouteLimit,
 )
 
 TOKEN = "test-token"
@@ -43,6 +47,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         discord.http.Route.BASE = server.api_base_url
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
         yield server
+    server.assert_no_spec_violations()
 
 
 class Panel(discord.ui.View):
@@ -94,6 +99,8 @@ class Bot:
     failures: list[discord.HTTPException] = field(default_factory=list)
     go: asyncio.Event = field(default_factory=asyncio.Event)
     seen: dict[str, Any] = field(default_factory=dict)
+    #: Seconds the handlers have spent "working", as the fake's clock sees it (see `late_clock`).
+    lateness: float = 0.0
 
 
 def add_response_commands(tree: app_commands.CommandTree[discord.Client], state: Callable[[], Bot]) -> None:
@@ -123,8 +130,7 @@ def add_response_commands(tree: app_commands.CommandTree[discord.Client], state:
 
     @tree.command(description="Say something right away")
     async def echo(interaction: discord.Interaction, text: str, twice: bool = False, late: float = 0.0) -> None:
-        if late:
-            await asyncio.sleep(late)  # the bot being late
+        state().lateness += late  # the bot taking `late` seconds, on the fake's clock
         try:
             await interaction.response.send_message(text)
             if twice:  # a second, raw callback: discord.py itself refuses a second response.send_message
@@ -270,9 +276,9 @@ async def test_defer_then_followup_with_file(fake: FakeDiscord, harness: Bot) ->
 
 
 async def test_late_ack_is_unknown_interaction(fake: FakeDiscord, harness: Bot) -> None:
-    fake.ack_deadline = 0.05
-    ix = await fake.invoke_command(harness.alice, harness.channel, "echo", {"text": "hi", "late": 0.2})
-    await fake.wait_for(lambda: ix.errors)
+    fake.clock = lambda: time.monotonic() + harness.lateness
+    ix = await fake.invoke_command(harness.alice, harness.channel, "echo", {"text": "hi", "late": 3.5})
+    await fake.wait_for(lambda: ix.errors and harness.failures)  # the fake's record, then the client's
     assert ix.errors == [(404, 10062, "Unknown interaction")] and ix.ack is None
     assert harness.failures[0].code == 10062
 
@@ -320,16 +326,18 @@ async def test_upload_over_interaction_limit(fake: FakeDiscord, harness: Bot) ->
 
 
 @pytest.mark.parametrize(
-    ("rule", "code", "field"),
+    ("rule", "code", "field", "in_spec"),
     [
-        ("content", 50035, "data.content"),
-        ("embed", 50035, "data.embeds.0.title"),
-        ("embeds", 50035, "data.embeds: Embed size exceeds maximum size of 6000"),
-        ("label", 50035, "data.components.0.components.0.label"),
-        ("empty", 50006, None),
+        ("content", 50035, "data.content", True),
+        ("embed", 50035, "data.embeds.0.title", True),
+        ("embeds", 50035, "data.embeds: Embed size exceeds maximum size of 6000", False),
+        ("label", 50035, "data.components.0.components.0.label", True),
+        ("empty", 50006, None, False),
     ],
 )
-async def test_message_limits(fake: FakeDiscord, harness: Bot, rule: str, code: int, field: str | None) -> None:
+async def test_message_limits(
+    fake: FakeDiscord, harness: Bot, rule: str, code: int, field: str | None, in_spec: bool
+) -> None:
     ix = await fake.invoke_command(harness.alice, harness.channel, "bad", {"rule": rule})
     await fake.wait_for(lambda: harness.failures)
     failure = harness.failures[0]
@@ -337,6 +345,9 @@ async def test_message_limits(fake: FakeDiscord, harness: Bot, rule: str, code: 
     if field is not None:
         assert field in failure.text
     assert ix.ack is None and fake.errors[-1].code == code
+    # Limits the OpenAPI description states are caught by it; the rest by the fake's own rules.
+    assert [v.interaction_id for v in fake.spec_violations] == ([ix.id] if in_spec else [])
+    fake.spec_violations.clear()
 
 
 async def test_button_click_updates_message(fake: FakeDiscord, harness: Bot) -> None:
@@ -464,3 +475,128 @@ async def test_gateway_rejects_bad_token_and_unknown_session(fake: FakeDiscord) 
             await ws.receive_json()
             await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": "nope", "seq": 3}})
             assert await ws.receive_json() == {"op": 9, "s": None, "t": None, "d": False}
+
+
+# ------------------------------------------------------------------ Discord's OpenAPI description
+
+
+async def rest(
+    fake: FakeDiscord, method: str, path: str, *, json: object = None, form: aiohttp.FormData | None = None
+) -> tuple[int, Any]:
+    """One bot-token request to the fake; (status, JSON answer or None)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, fake.api_base_url + path, json=json, data=form, headers={"Authorization": f"Bot {TOKEN}"}
+        ) as resp,
+    ):
+        return resp.status, await resp.json() if resp.content_type == "application/json" else None
+
+
+async def test_a_request_the_description_accepts_passes(fake: FakeDiscord) -> None:
+    channel = fake.add_guild("Guild").add_channel("general")
+    # Snowflakes as JSON integers and integers as strings: the real API's leniency.
+    body = {"content": "hi", "allowed_mentions": {"parse": [], "users": [123, "456"]}, "flags": "4"}
+    status, message = await rest(fake, "POST", f"/channels/{channel.id}/messages", json=body)
+    assert status == 200 and message["content"] == "hi"
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", '{"content": "file", "attachments": [{"id": 0, "filename": "a.png"}]}')
+    form.add_field("files[0]", b"png", filename="a.png", content_type="image/png")
+    assert (await rest(fake, "POST", f"/channels/{channel.id}/messages", form=form))[0] == 200
+    assert (await rest(fake, "GET", "/users/@me"))[0] == 200
+    assert fake.spec_violations == []
+
+
+async def test_a_body_the_description_rejects_is_a_violation(fake: FakeDiscord) -> None:
+    channel = fake.add_guild("Guild").add_channel("general")
+    status, answer = await rest(fake, "POST", f"/channels/{channel.id}/messages", json={"content": 5})
+    assert status == 400
+    assert answer["code"] == 50035 and answer["message"] == "Invalid Form Body"
+    assert answer["errors"]["content"]["_errors"][0]["code"] == "BASE_TYPE_BAD_TYPE"
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", '{"content": "x", "attachments": [{"filename": "a.png"}]}')
+    form.add_field("files[0]", b"png", filename="a.png", content_type="image/png")
+    status, answer = await rest(fake, "POST", f"/channels/{channel.id}/messages", form=form)
+    assert status == 400
+    assert answer["errors"]["attachments"]["0"]["id"]["_errors"][0]["code"] == "BASE_TYPE_REQUIRED"
+    status, answer = await rest(fake, "PATCH", f"/channels/{channel.id}/messages/1", json={"flags": "many"})
+    assert status == 400 and answer["errors"]["flags"]["_errors"][0]["code"] == "NUMBER_TYPE_COERCE"
+    assert [(v.method, v.status, v.code) for v in fake.spec_violations] == [
+        ("POST", 400, 50035),
+        ("POST", 400, 50035),
+        ("PATCH", 400, 50035),
+    ]
+    assert channel.messages == []
+    fake.spec_violations.clear()
+
+
+async def test_an_unknown_route_or_method_is_a_violation(fake: FakeDiscord) -> None:
+    channel = fake.add_guild("Guild").add_channel("general")
+    not_found = (404, {"code": 0, "message": "404: Not Found"})
+    assert await rest(fake, "GET", f"/channels/{channel.id}/messagez") == not_found
+    status, answer = await rest(fake, "PUT", f"/channels/{channel.id}/messages", json={"content": "x"})
+    assert (status, answer["message"]) == (405, "405: Method Not Allowed")
+    assert [(v.method, v.path, v.status) for v in fake.spec_violations] == [
+        ("GET", f"/api/v10/channels/{channel.id}/messagez", 404),
+        ("PUT", f"/api/v10/channels/{channel.id}/messages", 405),
+    ]
+    # What the harness runs after each test: the test that sent them fails.
+    with pytest.raises(AssertionError, match="messagez: 404"):
+        fake.assert_no_spec_violations()
+    fake.spec_violations.clear()
+
+
+async def test_discord_py_talks_within_the_description(fake: FakeDiscord, harness: Bot) -> None:
+    ix = await fake.invoke_command(harness.alice, harness.channel, "imagine", {"prompt": "a cat", "followups": 2})
+    await fake.wait_for(lambda: len(ix.followups) == 2)
+    panel = await (await fake.invoke_command(harness.alice, harness.channel, "panel")).wait_response_message()
+    await (await fake.click_button(harness.alice, panel, "press")).wait_ack()
+    await (await fake.invoke_command(harness.alice, harness.channel, "post")).wait_response_message()
+    assert fake.spec_violations == []
+    assert len(fake.requests) > 10
+
+
+# ------------------------------------------------------------------ rate limits
+
+
+async def test_a_full_bucket_answers_429_as_discord_does(fake: FakeDiscord) -> None:
+    channel = fake.add_guild("Guild").add_channel("general")
+    fake.set_rate_limits(RateLimits(routes=(RouteLimit((CHANNEL_MESSAGES,), limit=2, per=5.0),)))
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for n in range(3):
+            async with session.post(
+                f"{fake.api_base_url}/channels/{channel.id}/messages",
+                json={"content": f"m{n}"},
+                headers={"Authorization": f"Bot {TOKEN}"},
+            ) as resp:
+                answers.append((resp.status, resp.headers.copy(), await resp.json()))
+    (ok, first, _), (_, second, _), (refused, headers, body) = answers
+    assert (ok, refused) == (200, 429)
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"], second["X-RateLimit-Remaining"]) == (
+        "2",
+        "1",
+        "0",
+    )
+    assert first["X-RateLimit-Bucket"] == headers["X-RateLimit-Bucket"]
+    assert body["message"] == "You are being rate limited." and body["global"] is False
+    assert 0 < body["retry_after"] <= 5.0 and int(headers["Retry-After"]) >= body["retry_after"]
+    assert 0 < float(headers["X-RateLimit-Reset-After"]) <= 5.0 and float(headers["X-RateLimit-Reset"]) > 0
+    assert (headers["X-RateLimit-Scope"], headers["X-RateLimit-Remaining"]) == ("user", "0")
+    assert headers["Via"] == "1.1 google"  # without it discord.py takes a 429 for a Cloudflare ban
+    assert [m.content for m in channel.messages] == ["m0", "m1"]
+    assert [(h.method, h.scope) for h in fake.rate_limited] == [("POST", "user")]
+
+
+async def test_discord_py_waits_out_route_and_global_limits(fake: FakeDiscord, harness: Bot) -> None:
+    channels = [harness.channel] + [harness.guild.add_channel(f"c{n}") for n in range(4)]
+    # Five channels' first messages at once exceed the global limit; discord.py then paces each channel.
+    fake.set_rate_limits(
+        RateLimits(routes=(RouteLimit((CHANNEL_MESSAGES,), limit=1, per=0.1),), global_limit=4, global_per=0.2)
+    )
+    sends = [harness.client.get_partial_messageable(c.id).send(f"{c.name} {n}") for n in range(2) for c in channels]
+    await asyncio.gather(*sends)
+    assert all(sorted(m.content for m in c.messages) == [f"{c.name} 0", f"{c.name} 1"] for c in channels)
+    hits = fake.rate_limited
+    assert any(h.scope == "global" for h in hits)
+    assert all(h.retry_after <= 0.2 for h in hits)

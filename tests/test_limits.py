@@ -16,7 +16,6 @@ from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMember
 from tests.fakes.qwen import FakeQwen
-from tests.logs import watch_log
 
 DEFERRED = 5
 RELATIVE_TIME = re.compile(r"<t:(\d+):R>")
@@ -296,13 +295,34 @@ async def test_old_prompts_are_cleared_and_counts_stay(
     discord_server: FakeDiscord, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
     await bots.start()
+    await bots.wait_retention()  # nothing to clear yet
     await insert_past(db, world, world.alice, [91 * 86400, 89 * 86400])
     await bots.stop()
-    with watch_log("bot.services.usage") as log:
-        await bots.start()
-        await log.wait_for("cleared the prompts of 1 generations")  # retention runs at start, then every 6 hours
+    await bots.start()
+    await bots.wait_retention()  # the pass at start-up
+    assert bots.retention_passes == [1]
     rows = await db.rows("SELECT prompt, status FROM generations ORDER BY requested_at")
     assert [(r["prompt"], r["status"]) for r in rows] == [(None, "succeeded"), ("an old fox", "succeeded")]
+
+
+async def test_old_prompts_of_refused_and_failed_requests_are_cleared_too(
+    discord_server: FakeDiscord, bots: BotRunner, world: World, db: TestDatabase
+) -> None:
+    await bots.start()
+    await bots.wait_retention()
+    for status in ("denied", "failed"):
+        await insert_past(db, world, world.alice, [91 * 86400, 89 * 86400], status=status, prompt=f"a {status} fox")
+    await bots.stop()
+    await bots.start()
+    await bots.wait_retention()
+    assert bots.retention_passes == [2]
+    rows = await db.rows("SELECT prompt, status FROM generations ORDER BY status, requested_at")
+    assert [(r["prompt"], r["status"]) for r in rows] == [
+        (None, "denied"),
+        ("a denied fox", "denied"),
+        (None, "failed"),
+        ("a failed fox", "failed"),
+    ]
 
 
 def test_default_limits_syntax() -> None:

@@ -15,6 +15,7 @@ from bot.errors import (
     ImageFetchFailed,
     ImageTooLarge,
     IpInfringementSuspected,
+    OutcomeUnknown,
     ServiceBusy,
     ServiceFailed,
     ServiceMisconfigured,
@@ -230,12 +231,89 @@ async def test_success_status_without_image_is_a_failure(
 
 
 async def test_non_json_error_page_keeps_its_text(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
-    qwen.fail_next(502, raw="<html><body>502 Bad Gateway</body></html>", times=10)
-    with pytest.raises(ServiceFailed) as caught:
+    qwen.fail_next(403, raw="<html><body>403 Forbidden</body></html>", times=10)
+    with pytest.raises(ServiceMisconfigured) as caught:
         await client(session, qwen, Sleeps(), retries=1).generate(PARAMS)
-    assert caught.value.code == "HTTP502"
-    assert "502 Bad Gateway" in caught.value.api_message
-    assert len(qwen.generation_requests) == 2
+    assert caught.value.code == "HTTP403"
+    assert "403 Forbidden" in caught.value.api_message
+    assert len(qwen.generation_requests) == 1
+
+
+async def test_a_proxy_error_page_instead_of_the_services_answer_is_not_paid_for_twice(
+    session: aiohttp.ClientSession, qwen: FakeQwen
+) -> None:
+    # A gateway's 502/504 page doesn't say whether the service got the request (and made the image).
+    qwen.fail_next(504, raw="<html><body>504 Gateway Time-out</body></html>", times=10)
+    sleeps = Sleeps()
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client(session, qwen, sleeps).generate(PARAMS)
+    assert caught.value.code == "OutcomeUnknown" and caught.value.status == 504
+    assert "504 Gateway Time-out" in caught.value.api_message
+    assert len(qwen.generation_requests) == 1 and sleeps.delays == []
+
+
+async def test_a_connection_lost_after_the_request_was_sent_is_not_retried(
+    session: aiohttp.ClientSession, qwen: FakeQwen
+) -> None:
+    qwen.drop_next()
+    sleeps = Sleeps()
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client(session, qwen, sleeps).generate(PARAMS)
+    assert "may have been made and billed" in caught.value.user_message
+    assert len(qwen.generation_requests) == 1  # the body reached the service, once
+    assert sleeps.delays == []
+
+
+async def test_a_read_timeout_is_not_retried(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
+    qwen.hold()
+    sleeps = Sleeps()
+    api = QwenImageClient(
+        session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), timeout=0.5, sleep=sleeps
+    )
+    with pytest.raises(OutcomeUnknown):
+        await api.generate(PARAMS)
+    assert len(qwen.generation_requests) == 1 and sleeps.delays == []
+
+
+async def test_a_task_creation_cut_off_is_not_retried_but_a_lost_poll_is(
+    session: aiohttp.ClientSession, qwen: FakeQwen
+) -> None:
+    sleeps = Sleeps()
+    api = client(session, qwen, sleeps)
+    qwen.drop_next()
+    with pytest.raises(OutcomeUnknown):
+        await api.submit_task(PARAMS)
+    assert len(qwen.task_creations) == 1
+    task_id = await api.submit_task(PARAMS)
+
+    async def refuse_once(delay: float) -> None:
+        sleeps.delays.append(delay)
+        await qwen.accept_connections()
+
+    # Polling asks for nothing new, so any lost exchange is simply asked again.
+    api = QwenImageClient(
+        session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), sleep=refuse_once, poll_interval=0
+    )
+    await qwen.refuse_connections()
+    image = await api.wait_for_task(task_id)
+    assert image.url.startswith(f"http://127.0.0.1:{qwen.port}/oss/")
+    assert len(qwen.task_creations) == 2
+
+
+async def test_a_refused_connection_is_retried_because_nothing_was_sent(
+    session: aiohttp.ClientSession, qwen: FakeQwen
+) -> None:
+    delays: list[float] = []
+
+    async def come_back(delay: float) -> None:
+        delays.append(delay)
+        await qwen.accept_connections()
+
+    api = QwenImageClient(session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), sleep=come_back)
+    await qwen.refuse_connections()
+    image = await api.generate(PARAMS)
+    assert image.attempts == 2 and len(delays) == 1
+    assert len(qwen.generation_requests) == 1  # the refused attempt never reached the service
 
 
 async def test_wrong_key_is_reported_as_misconfiguration(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:

@@ -17,6 +17,13 @@ INSERT_GENERATION = (
     "prompt_extend, prompt, negative_prompt, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
+#: A request refused before admission: denied at once, with the reason as its error code.
+INSERT_REFUSAL = (
+    "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
+    "prompt_extend, prompt, negative_prompt, parent_id, error_code, finished_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[Any, ...]:
     """The parameters of INSERT_GENERATION for one new row."""
@@ -70,6 +77,17 @@ class SqlGenerationRepository:
             error_code,
             request_id,
         )
+
+    async def mark_undelivered(self, generation_id: int, *, error_code: str) -> None:
+        await self._update(generation_id, "status = 'undelivered', error_code = ?", error_code)
+
+    async def refuse(self, new: NewGeneration, *, at: float, error_code: str) -> int:
+        async with self._db.transaction() as tx:
+            row = await tx.fetch_one(
+                f"{INSERT_REFUSAL} RETURNING id", (*insert_parameters(new, Status.DENIED, at), error_code, at)
+            )
+        assert row is not None
+        return int(row["id"])
 
     async def set_message(self, generation_id: int, *, channel_id: int, message_id: int) -> None:
         await self._update(generation_id, "channel_id = ?, message_id = ?", channel_id, message_id)

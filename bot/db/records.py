@@ -18,6 +18,8 @@ class Status(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DENIED = "denied"
+    #: Made (and billed) but Discord would not take the upload: reported, never counted against limits.
+    UNDELIVERED = "undelivered"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class GenerationRepository(Protocol):
         self, generation_id: int, *, at: float, error_code: str, request_id: str | None = None
     ) -> None:
         """The attempt failed; it is not counted against any limit."""
+
+    async def mark_undelivered(self, generation_id: int, *, error_code: str) -> None:
+        """The image was made but could not be posted; it is not counted against any limit."""
+
+    async def refuse(self, new: NewGeneration, *, at: float, error_code: str) -> int:
+        """Record a request refused before admission (it is not counted); return its id."""
 
     async def set_message(self, generation_id: int, *, channel_id: int, message_id: int) -> None:
         """Remember where the result was posted."""
@@ -223,8 +231,11 @@ class UsageSummary:
     failed: int
     denied: int
     in_progress: int
+    #: Images made (and billed), delivered or not, by model.
     succeeded_by_model: dict[str, int]
     top_members: tuple[tuple[int, int], ...]
+    #: Images made (and billed) that Discord would not take.
+    undelivered: int = 0
 
 
 class UsageRepository(Protocol):

@@ -8,6 +8,11 @@ from bot.db.database import Database
 from bot.db.generations import COLUMNS, record_from_row
 from bot.db.records import GenerationRecord, UsageSummary
 
+#: Rows read per query by `rows()`.
+EXPORT_BATCH = 1000
+#: Larger than any row id: the page before the first one "ends" at (since, MAX_ROW_ID).
+MAX_ROW_ID = 2**63 - 1
+
 
 class SqlUsageRepository:
     """Reads of the usage log for reports, and the retention clean-up."""
@@ -26,8 +31,8 @@ class SqlUsageRepository:
         for row in rows:
             status, model, count = row["status"], row["model"], row["n"]
             by_status[status] = by_status.get(status, 0) + count
-            if status == "succeeded":
-                succeeded_by_model[model] = count
+            if status in ("succeeded", "undelivered"):
+                succeeded_by_model[model] = succeeded_by_model.get(model, 0) + count
         top_rows = await self._db.fetch(
             "SELECT member_id, COUNT(*) AS n FROM generations WHERE guild_id = ? AND requested_at > ? "
             "AND status = 'succeeded' GROUP BY member_id ORDER BY n DESC, member_id LIMIT ?",
@@ -41,14 +46,28 @@ class SqlUsageRepository:
             in_progress=by_status.get("queued", 0) + by_status.get("running", 0),
             succeeded_by_model=succeeded_by_model,
             top_members=top_members,
+            undelivered=by_status.get("undelivered", 0),
         )
 
-    async def rows(self, guild_id: int, *, since: float) -> AsyncIterator[GenerationRecord]:
-        async for row in self._db.stream(
-            f"SELECT {COLUMNS} FROM generations WHERE guild_id = ? AND requested_at > ? ORDER BY id",
-            (guild_id, since),
-        ):
-            yield record_from_row(row)
+    async def rows(self, guild_id: int, *, since: float, batch: int = EXPORT_BATCH) -> AsyncIterator[GenerationRecord]:
+        # A page at a time, each after the last row of the one before (oldest first, ties by id): memory
+        # stays flat however many rows there are, and no read stays open between pages.
+        after: tuple[float, int] = (since, MAX_ROW_ID)
+        while True:
+            page = [
+                record_from_row(row)
+                for row in await self._db.fetch(
+                    f"SELECT {COLUMNS} FROM generations {self._db.dialect.indexed_by('generations_guild_time')} "
+                    "WHERE guild_id = ? AND requested_at >= ? AND (requested_at, id) > (?, ?) "
+                    "ORDER BY requested_at, id LIMIT ?",
+                    (guild_id, after[0], *after, batch),
+                )
+            ]
+            for record in page:
+                yield record
+            if len(page) < batch:
+                return
+            after = (page[-1].requested_at, page[-1].id)
 
     async def scrub_prompts(self, *, before: float, batch: int = 500) -> int:
         # In small transactions, so a large backlog never holds the write lock long enough to

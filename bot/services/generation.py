@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration
 from bot.download import ImageDownloader, PngImage
-from bot.errors import GenerationUnavailable, InvalidRequest, QwenImagineError
+from bot.errors import ForeignGeneration, GenerationUnavailable, InvalidRequest, NotAllowed, QwenImagineError
 from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
@@ -26,6 +27,34 @@ from bot.sizes import ImageSize, find_size
 log = logging.getLogger(__name__)
 
 MISSING_RECORD = "I can't find this image's details anymore."
+#: Row ids are positive signed 64-bit integers (SQLite's rowid, PostgreSQL's bigint).
+MAX_ROW_ID = 2**63 - 1
+_ROW_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def parse_generation_id(text: str) -> int | None:
+    """A generation id as the bot writes it in a custom_id (ASCII digits, no sign, no leading zero,
+    no more than a row id can be); None for anything else, which names no image anywhere."""
+    if _ROW_ID_TEXT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
+
+
+@dataclass(frozen=True)
+class UsedMessage:
+    """The message a result button or the "Remix image" menu was used on."""
+
+    id: int
+    channel_id: int | None
+    sent_by_bot: bool
+
+
+def carries(record: GenerationRecord, message: UsedMessage) -> bool:
+    """Whether `message` is the one that shows `record`'s image (see `GenerationService.generation_for`)."""
+    if record.message_id is not None:
+        return message.id == record.message_id
+    return message.sent_by_bot and message.channel_id is not None and message.channel_id == record.channel_id
 
 
 @dataclass(frozen=True)
@@ -204,15 +233,39 @@ class GenerationService:
         """Record where the result was posted (channel and message ids, never attachment URLs)."""
         await self._generations.set_message(generation_id, channel_id=channel_id, message_id=message_id)
 
-    async def record(self, generation_id: int) -> GenerationRecord | None:
-        """A stored generation, if its row still exists."""
-        return await self._generations.get(generation_id)
+    async def generation_for(
+        self, guild_id: int | None, generation_id: int | None, *, on: UsedMessage | None = None
+    ) -> GenerationRecord:
+        """The generation an action in server `guild_id` names, or ForeignGeneration.
 
-    async def reusable(self, generation_id: int) -> GenerationRecord:
-        """A stored generation whose parameters can still be reused, or GenerationUnavailable."""
-        record = await self._generations.get(generation_id)
+        Every action on a result goes through here. The row must be of that server (so nothing
+        works outside servers). With `on`, the message a button (or the "Remix image" menu) was
+        used on, that message must also be the one showing the image: its stored `message_id`; or,
+        while none is stored (between posting a result and remembering it), a message the bot
+        posted in the image's channel, since the bot puts a generation's buttons on that
+        generation's result only and a click is dispatched only for a button its message carries.
+        A missing row reads as a foreign one, except on a message the bot posted (its buttons name
+        this server's images only): there the image's details are gone, and the member is told so.
+        """
+        record = None
+        if generation_id is not None and 0 < generation_id <= MAX_ROW_ID:
+            record = await self._generations.get(generation_id)
         if record is None:
-            raise GenerationUnavailable(MISSING_RECORD)
+            if guild_id is not None and generation_id is not None and on is not None and on.sent_by_bot:
+                raise GenerationUnavailable(MISSING_RECORD)
+            reason = "no such generation"
+        elif guild_id is None or record.guild_id != guild_id:
+            reason = f"it belongs to guild {record.guild_id}"
+        elif on is not None and not carries(record, on):
+            reason = f"message {on.id} does not show it"
+        else:
+            return record
+        log.warning("generation %s refused in guild %s: %s", generation_id, guild_id, reason)
+        raise ForeignGeneration()
+
+    @staticmethod
+    def reusable(record: GenerationRecord) -> GenerationRecord:
+        """`record`, if its parameters can still be reused; else GenerationUnavailable."""
         if record.prompt is None:
             raise GenerationUnavailable(
                 "This image is older than the server's retention period: its prompt has been deleted, "
@@ -224,9 +277,10 @@ class GenerationService:
         """The generation posted as message `message_id`, if any."""
         return await self._generations.find_by_message(message_id)
 
-    async def lineage(self, generation_id: int) -> list[GenerationRecord]:
-        """The images this one was remixed from, nearest first."""
-        return await self._generations.ancestors(generation_id)
+    async def lineage(self, record: GenerationRecord) -> list[GenerationRecord]:
+        """The images of the same server this one was remixed from, nearest first."""
+        ancestors = await self._generations.ancestors(record.id)
+        return [parent for parent in ancestors if parent.guild_id == record.guild_id]
 
     async def forget_message(self, generation_id: int) -> None:
         """The result message was deleted."""
@@ -243,3 +297,33 @@ class GenerationService:
     async def abandon(self, generation_id: int, code: str) -> None:
         """Give up on a generation: failed, so it is not counted against any limit."""
         await self._generations.mark_failed(generation_id, at=self._clock(), error_code=code)
+
+    async def refuse(self, request: GenerationRequest, code: str) -> int:
+        """Log a request refused before admission (denied, not counted) with the reason as its code."""
+        return await self._generations.refuse(request.to_new_generation(), at=self._clock(), error_code=code)
+
+    async def mark_undelivered(self, generation_id: int, code: str) -> None:
+        """The image was made (and billed) but could not be posted: reported, not counted against limits."""
+        await self._generations.mark_undelivered(generation_id, error_code=code)
+
+    def retry_request(self, record: GenerationRecord, *, member_id: int, channel_id: int | None) -> GenerationRequest:
+        """`record`'s request again, same seed and options, as a new generation; only the member who
+        asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
+        if record.member_id != member_id:
+            raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
+        if record.prompt is None:
+            raise GenerationUnavailable(
+                "This request is older than the server's retention period: its prompt has been deleted."
+            )
+        return self.build_request(
+            guild_id=record.guild_id,
+            channel_id=channel_id,
+            member_id=member_id,
+            prompt=record.prompt,
+            size=record.size,
+            negative_prompt=record.negative_prompt,
+            seed=record.seed,
+            prompt_extend=record.prompt_extend,
+            parent_id=record.parent_id,
+            model=record.model,
+        )

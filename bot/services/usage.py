@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import IO
 
 from bot.db.records import GenerationRecord, UsageRepository, UsageSummary
 
@@ -20,6 +22,8 @@ PRICES_USD = {
     "intl": {"qwen-image-plus": 0.03, "qwen-image": 0.035},
     "cn": {"qwen-image-plus": 0.028671, "qwen-image": 0.035},
 }
+#: An export stays in memory up to this size and moves to an unlinked temporary file beyond it.
+SPOOL_BYTES = 1024 * 1024
 CSV_COLUMNS = (
     "id",
     "requested_at",
@@ -62,14 +66,32 @@ class UsageReport:
     summary: UsageSummary
     cost_usd: float
 
+    @property
+    def images_made(self) -> int:
+        """Images the service made (and billed): delivered, or refused by Discord (`summary.undelivered`)."""
+        return self.summary.succeeded + self.summary.undelivered
+
 
 @dataclass(frozen=True)
 class CsvExport:
-    """The rows of a period as CSV bytes; `complete` is False when the size cap cut it short."""
+    """The rows of a period as CSV in a spooled temporary file (in memory while small, an unlinked
+    file on disk beyond), positioned at its start; `complete` is False when the size cap cut it short.
+    Close it once it has been sent."""
 
-    data: bytes
+    file: IO[bytes]
+    size: int
     rows: int
     complete: bool
+
+    def close(self) -> None:
+        """Release the memory or the temporary file."""
+        self.file.close()
+
+    def __enter__(self) -> CsvExport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def iso(unix: float | None) -> str:
@@ -101,28 +123,35 @@ class UsageService:
         self._clock = clock
 
     async def report(self, guild_id: int, period: Period) -> UsageReport:
-        """Images, failures, denials, top members and estimated cost over `period`."""
+        """Images, failures, denials, top members and estimated cost over `period`; images Discord
+        refused to take were made and billed all the same, so they are in the images and the cost."""
         summary = await self._repo.summary(guild_id, since=self._clock() - period.seconds)
         cost = sum(self._prices.get(model, 0.0) * count for model, count in summary.succeeded_by_model.items())
         return UsageReport(period, summary, cost)
 
     async def export_csv(self, guild_id: int, period: Period, *, max_bytes: int) -> CsvExport:
-        """The period's rows as CSV, no larger than `max_bytes`."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        size, rows, complete = len(buffer.getvalue().encode()), 0, True
-        async for record in self._repo.rows(guild_id, since=self._clock() - period.seconds):
-            line = io.StringIO()
-            csv.writer(line).writerow(_csv_row(record))
-            encoded = len(line.getvalue().encode())
-            if size + encoded > max_bytes:
-                complete = False
-                break
-            buffer.write(line.getvalue())
-            size += encoded
-            rows += 1
-        return CsvExport(buffer.getvalue().encode(), rows, complete)
+        """The period's rows as CSV, no larger than `max_bytes`; memory use stays bounded however many."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115 - CsvExport owns it
+        try:
+            lines = _CsvLines()
+            size, rows, complete = spool.write(lines.encode(CSV_COLUMNS)), 0, True
+            records = self._repo.rows(guild_id, since=self._clock() - period.seconds)
+            try:
+                async for record in records:
+                    line = lines.encode(_csv_row(record))
+                    if size + len(line) > max_bytes:
+                        complete = False
+                        break
+                    size += spool.write(line)
+                    rows += 1
+            finally:
+                if isinstance(records, AsyncGenerator):
+                    await records.aclose()
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return CsvExport(spool, size, rows, complete)
 
     async def apply_retention(self) -> int:
         """Clear the prompts of rows older than the retention period; counts stay."""
@@ -130,6 +159,20 @@ class UsageService:
         if scrubbed:
             log.info("cleared the prompts of %d generations past retention", scrubbed)
         return scrubbed
+
+
+class _CsvLines:
+    """Encodes one CSV record at a time (UTF-8, CRLF line ends as the csv module writes them)."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def encode(self, fields: Iterable[object]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(fields)
+        return self._buffer.getvalue().encode()
 
 
 def _csv_row(record: GenerationRecord) -> list[object]:

@@ -10,12 +10,14 @@ import time
 import discord
 
 from bot.db import GenerationRecord
-from bot.errors import QwenImagineError
+from bot.errors import Interrupted, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
 from bot.services.jobs import Job
+from bot.ui.delivery import SEND_ERRORS, record_undelivered
 from bot.ui.presentation import failure_text, result_embed, result_file
-from bot.ui.replies import post_to_channel
+from bot.ui.replies import post_to_channel, send_to_channel
 from bot.ui.results import result_view
+from bot.ui.retry import retry_view
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,29 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             )
             result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
         except QwenImagineError as error:
-            if error.code not in ("Interrupted", "Restarting"):
+            if isinstance(error, Restarting):
+                error = Interrupted()  # still queued: it is resumed at the next start, as the member is told
+            if not isinstance(error, Interrupted):
                 await services.generation.abandon(record.id, error.code)
+            view = retry_view(record.id) if isinstance(error, OutcomeUnknown) else None
             await post_to_channel(
-                channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None
+                channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None, view=view
             )
             return
-        message = await post_to_channel(
-            channel,
-            record.member_id,
-            content="here is the image you asked for before the bot restarted:",
-            embed=result_embed(result, None),
-            file=lambda: result_file(result),
-            view=result_view(record.id),
-        )
-        if message is not None:
-            await services.generation.remember_message(record.id, channel_id=message.channel.id, message_id=message.id)
+        try:
+            message = await send_to_channel(
+                channel,
+                record.member_id,
+                content="here is the image you asked for before the bot restarted:",
+                embed=result_embed(result, None),
+                file=lambda: result_file(result),
+                view=result_view(record.id),
+            )
+        except SEND_ERRORS as send_error:
+            failure = await record_undelivered(services, record.id, send_error)
+            await post_to_channel(
+                channel, record.member_id, content=failure_text(failure.user_message), embed=None, file=None
+            )
+            return
+        await services.generation.remember_message(record.id, channel_id=message.channel.id, message_id=message.id)
         client.dispatch("generation_delivered", record.id)

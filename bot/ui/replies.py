@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import aiohttp
 import discord
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 #: Discord's "Invalid Webhook Token": the 15-minute interaction token has expired.
 EXPIRED_TOKEN = 50027
 #: Discord's "Unknown interaction": it was not acknowledged within 3 seconds.
 UNKNOWN_INTERACTION = 10062
+#: Statuses discord.py retries itself (five tries, about 25 seconds) on bot-token routes such as a
+#: channel post. On interaction webhooks (the response, its edits, followups) it retries every 5xx.
+RETRIED_BY_DISCORD_PY = frozenset({500, 502, 504, 524})
+#: Pauses before the second and third try of a transient failure (a 503, or a connection that broke).
+RETRY_DELAYS = (0.5, 2.0)
+#: Discord's "Too Many Requests".
+RATE_LIMITED = 429
+#: Further rounds of discord.py's five attempts for an answer Discord keeps rate limiting.
+RATE_LIMIT_ROUNDS = 5
+#: The longest wait taken from a 429's headers.
+MAX_RATE_LIMIT_WAIT = 30.0
 
 
 def is_expired(error: discord.HTTPException) -> bool:
@@ -27,6 +43,66 @@ def is_deferred_message(interaction: discord.Interaction[Any]) -> bool:
     return interaction.response.type is discord.InteractionResponseType.deferred_channel_message
 
 
+def is_transient(error: BaseException, *, idempotent: bool, webhook: bool) -> bool:
+    """Whether another try may succeed without posting twice, and discord.py has not already tried.
+
+    A 5xx that discord.py does not retry itself (a 503 on a channel post) was not processed. A
+    connection that never opened sent nothing. Any other broken connection may have delivered the
+    request: only an edit, which lands the same however often it is sent, is tried again."""
+    if isinstance(error, discord.HTTPException):
+        return not webhook and error.status >= 500 and error.status not in RETRIED_BY_DISCORD_PY
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return True
+    return idempotent and isinstance(error, aiohttp.ClientError | OSError | TimeoutError)
+
+
+async def with_retries(send: Callable[[], Awaitable[T]], *, idempotent: bool, webhook: bool) -> T:
+    """`send()`, tried again after a short pause while its failure is transient, and waited out
+    while Discord still rate limits it (see `patiently`)."""
+    for delay in RETRY_DELAYS:
+        try:
+            return await patiently(send)
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+            if not is_transient(error, idempotent=idempotent, webhook=webhook):
+                raise
+            log.info("Discord request failed (%s); trying again in %.1f s", describe(error), delay)
+        await asyncio.sleep(delay)
+    return await patiently(send)
+
+
+def rate_limit_wait(error: discord.HTTPException) -> float:
+    """How long Discord asked us to wait in a 429, from its headers (bounded)."""
+    headers = getattr(error.response, "headers", None) or {}
+    for name in ("X-RateLimit-Reset-After", "Retry-After"):
+        try:
+            return min(max(float(headers[name]), 0.05), MAX_RATE_LIMIT_WAIT)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return 1.0
+
+
+async def patiently(send: Callable[[], Awaitable[T]]) -> T:
+    """`send()`, tried again while Discord still answers 429 once discord.py's own retries are spent:
+    a burst in one channel can keep a shared bucket full for longer than those few attempts."""
+    for attempt in itertools.count(1):
+        try:
+            return await send()
+        except discord.HTTPException as error:
+            if error.status != RATE_LIMITED or attempt > RATE_LIMIT_ROUNDS:
+                raise
+            wait = rate_limit_wait(error)
+            log.info("still rate limited after discord.py's retries; trying again in %.2f s", wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def describe(error: BaseException) -> str:
+    """A short label for logs: `403/50013 Missing Permissions`, or the exception's type."""
+    if isinstance(error, discord.HTTPException):
+        return f"{error.status}/{error.code} {error.text}"
+    return type(error).__name__
+
+
 async def reply(
     interaction: discord.Interaction[Any],
     *,
@@ -36,12 +112,13 @@ async def reply(
     view: discord.ui.View | None = None,
     ephemeral: bool = False,
 ) -> discord.Message | None:
-    """Answer `interaction` and return the message (None if it could not be delivered).
+    """Answer `interaction` and return the message (None if there is nowhere left to post it).
 
     Not yet acknowledged: the response itself (private if `ephemeral`). Deferred with a "thinking"
     message: that message is replaced (its visibility was fixed when it was deferred). Otherwise a
-    followup. `file` is a factory because a discord.File can be sent only once and a fallback may
-    need a second. Mentions are disabled, except the requester's in a channel fallback.
+    followup. `file` is a factory because a discord.File can be sent only once and a retry or a
+    fallback may need another. Mentions are disabled, except the requester's in a channel fallback.
+    Transient failures are tried again; whatever still fails is raised.
     """
     try:
         if not interaction.response.is_done():
@@ -56,21 +133,29 @@ async def reply(
             resource = callback.resource if callback else None
             return resource if isinstance(resource, discord.Message) else None
         if is_deferred_message(interaction):
-            return await interaction.edit_original_response(
-                content=content,
-                embed=embed,
-                attachments=[file()] if file else [],
-                view=view,
-                allowed_mentions=NO_MENTIONS,
+            return await with_retries(
+                lambda: interaction.edit_original_response(
+                    content=content,
+                    embed=embed,
+                    attachments=[file()] if file else [],
+                    view=view,
+                    allowed_mentions=NO_MENTIONS,
+                ),
+                idempotent=True,
+                webhook=True,
             )
-        return await interaction.followup.send(
-            content=content or discord.utils.MISSING,
-            embed=embed or discord.utils.MISSING,
-            files=[file()] if file else discord.utils.MISSING,
-            view=view or discord.utils.MISSING,
-            ephemeral=ephemeral,
-            allowed_mentions=NO_MENTIONS,
-            wait=True,
+        return await with_retries(
+            lambda: interaction.followup.send(
+                content=content or discord.utils.MISSING,
+                embed=embed or discord.utils.MISSING,
+                files=[file()] if file else discord.utils.MISSING,
+                view=view or discord.utils.MISSING,
+                ephemeral=ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                wait=True,
+            ),
+            idempotent=False,
+            webhook=True,
         )
     except discord.HTTPException as error:
         if not is_expired(error):
@@ -82,7 +167,31 @@ async def reply(
     if not isinstance(channel, discord.abc.Messageable):
         log.warning("interaction %s expired and has no channel to post to", interaction.id)
         return None
-    return await post_to_channel(channel, interaction.user.id, content=content, embed=embed, file=file, view=view)
+    return await send_to_channel(channel, interaction.user.id, content=content, embed=embed, file=file, view=view)
+
+
+async def send_to_channel(
+    channel: discord.abc.Messageable,
+    requester_id: int,
+    *,
+    content: str | None,
+    embed: discord.Embed | None,
+    file: Callable[[], discord.File] | None,
+    view: discord.ui.View | None = None,
+) -> discord.Message:
+    """Post in a channel, mentioning (and pinging) only the requester; raise if Discord refuses."""
+    mention = f"<@{requester_id}>"
+    return await with_retries(
+        lambda: channel.send(
+            content=f"{mention} {content}" if content else mention,
+            embed=embed or discord.utils.MISSING,
+            files=[file()] if file else discord.utils.MISSING,
+            view=view or discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(requester_id)]),
+        ),
+        idempotent=False,
+        webhook=False,
+    )
 
 
 async def post_to_channel(
@@ -94,16 +203,24 @@ async def post_to_channel(
     file: Callable[[], discord.File] | None,
     view: discord.ui.View | None = None,
 ) -> discord.Message | None:
-    """Post in a channel, mentioning (and pinging) only the requester."""
-    mention = f"<@{requester_id}>"
+    """`send_to_channel`, best effort: a refusal is logged and None returned."""
     try:
-        return await channel.send(
-            content=f"{mention} {content}" if content else mention,
-            embed=embed or discord.utils.MISSING,
-            files=[file()] if file else discord.utils.MISSING,
-            view=view or discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(requester_id)]),
-        )
-    except discord.HTTPException as error:
-        log.warning("could not post to channel %s: %s", getattr(channel, "id", None), error)
+        return await send_to_channel(channel, requester_id, content=content, embed=embed, file=file, view=view)
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+        log.warning("could not post to channel %s: %s", getattr(channel, "id", None), describe(error))
         return None
+
+
+async def tell(interaction: discord.Interaction[Any], text: str, *, view: discord.ui.View | None = None) -> None:
+    """Best effort: tell the member through the interaction, else in its channel, else only the log."""
+    try:
+        if await reply(interaction, content=text, view=view) is not None:
+            return
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
+        log.info("could not answer interaction %s (%s); trying its channel", interaction.id, describe(error))
+        channel = interaction.channel
+        if isinstance(channel, discord.abc.Messageable) and await post_to_channel(
+            channel, interaction.user.id, content=text, embed=None, file=None, view=view
+        ):
+            return
+    log.warning("could not tell member %s about interaction %s", interaction.user.id, interaction.id)

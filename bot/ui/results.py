@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -9,14 +10,17 @@ from typing import Any
 
 import discord
 
-from bot.errors import QwenImagineError
+from bot.errors import CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
-from bot.services.generation import GenerationRequest
+from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
+from bot.ui.delivery import deliver_result
 from bot.ui.failures import report_error
-from bot.ui.presentation import result_embed, result_file
+from bot.ui.permissions import missing_result_permissions, refusal_code
+from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
-from bot.ui.replies import reply
+from bot.ui.replies import tell
+from bot.ui.retry import retry_view
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +37,20 @@ RESULT_ACTION_EVENT = "result_action"
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"qi:(?P<action>reroll|remix|details|delete):(?P<id>[0-9]{1,19})",
+    # Any id after the action matches, so a malformed one is answered (as naming no image) rather
+    # than ignored; `parse_generation_id` decides what is an id.
+    template=re.compile(r"qi:(?P<action>reroll|remix|details|delete):(?P<id>.*)", re.DOTALL),
 ):
     """A result's button. Its custom_id carries only the generation id, so it works after restarts;
-    a click becomes a `result_action` event that the remix cog handles."""
+    a click becomes a `result_action` event (with the id, or None if the custom_id's id is not one)
+    that the remix cog handles."""
 
-    def __init__(self, action: str, generation_id: int) -> None:
+    def __init__(self, action: str, generation_id: int | None, *, custom_id: str | None = None) -> None:
         label, style, emoji = RESULT_ACTIONS[action]
         super().__init__(
-            discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=f"qi:{action}:{generation_id}")
+            discord.ui.Button(
+                label=label, style=style, emoji=emoji, custom_id=custom_id or f"qi:{action}:{generation_id}"
+            )
         )
         self.action = action
         self.generation_id = generation_id
@@ -50,7 +59,7 @@ class ResultButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ResultButton:
-        return cls(match["action"], int(match["id"]))
+        return cls(match["action"], parse_generation_id(match["id"]), custom_id=match.string)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         interaction.client.dispatch(RESULT_ACTION_EVENT, self.action, self.generation_id, interaction)
@@ -84,46 +93,82 @@ async def generate_and_deliver(
     *,
     credit: Credit | None = None,
 ) -> None:
-    """Admit the request (a denial raises before anything is sent, so it can be private), acknowledge
-    publicly, wait in the queue showing progress, generate, and post the image with its buttons."""
+    """Refuse what can't be done here (privately, before anything is sent or charged), admit the
+    request, acknowledge publicly, wait in the queue showing progress, generate, and post the image
+    with its buttons.
+
+    An admitted request is released (failed, not counted) the moment it can't go on: a member told
+    to try again never gets the image later. Only a job interrupted by shutdown stays queued, and
+    its member is told it will be posted after the restart."""
     scheduler = services.scheduler
-    scheduler.ensure_accepting()
-    async with scheduler.delivering():  # from admission on: a shutdown waits for this request's last message
+    async with scheduler.delivering():  # from the first write on: a shutdown waits for this request's last message
+        missing = missing_result_permissions(interaction)
+        if missing:
+            refusal = CannotPostHere(missing)
+            await services.generation.refuse(request, refusal_code(refusal))
+            raise refusal
+        scheduler.ensure_accepting()
         generation_id = await services.limits.admit(request)
-        try:
-            await interaction.response.defer(thinking=True)
-        except discord.HTTPException:
-            # Too late to answer (Discord gave up on the interaction): drop the request, charge nothing.
-            await services.generation.abandon(generation_id, "NotAcknowledged")
-            raise
+        await _acknowledge(interaction, services, generation_id)
         progress = InteractionProgress(interaction)
         try:
-            generated = await scheduler.run(
-                Job(
-                    generation_id=generation_id,
-                    guild_id=interaction.guild_id or 0,
-                    member_id=interaction.user.id,
-                    work=lambda: services.generation.call_api(generation_id, request),
-                    observer=progress,
+            try:
+                generated = await scheduler.run(
+                    Job(
+                        generation_id=generation_id,
+                        guild_id=interaction.guild_id or 0,
+                        member_id=interaction.user.id,
+                        work=lambda: services.generation.call_api(generation_id, request),
+                        observer=progress,
+                    )
                 )
-            )
-            await progress.close()
-            result = await services.generation.fetch(
-                generation_id, request, generated, max_bytes=interaction.filesize_limit
-            )
+                result = await services.generation.fetch(
+                    generation_id, request, generated, max_bytes=interaction.filesize_limit
+                )
+            finally:
+                # Before any answer: a progress edit still on its way must not land after it.
+                await progress.close()
         except QwenImagineError as error:
-            await progress.close()
-            await report_error(interaction, error)
+            await _report_failure(interaction, services, generation_id, error)
             return
-        message = await reply(
+        except Exception as error:
+            await _release(services, generation_id, type(error).__name__)
+            raise
+        await deliver_result(
             interaction,
+            services,
+            generation_id,
             content=credit.line() if credit else None,
             embed=result_embed(result, interaction.user),
             file=lambda: result_file(result),
             view=result_view(generation_id),
         )
-        if message is not None:
-            await services.generation.remember_message(
-                generation_id, channel_id=message.channel.id, message_id=message.id
-            )
-        interaction.client.dispatch("generation_delivered", generation_id)
+
+
+async def _acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
+    """Defer publicly; if shutdown began meanwhile or the acknowledgement fails in any way (too late,
+    a broken connection, cancelled), release the request at once, uncharged, and re-raise."""
+    try:
+        services.scheduler.ensure_accepting()
+        await interaction.response.defer(thinking=True)
+    except BaseException as error:
+        await _release(services, generation_id, error.code if isinstance(error, Restarting) else "NotAcknowledged")
+        raise
+
+
+async def _report_failure(
+    interaction: discord.Interaction[Any], services: Services, generation_id: int, error: QwenImagineError
+) -> None:
+    """Tell the member why there is no image; a request turned away at the queue's door is released
+    (a job interrupted by shutdown is not: it is kept, and posted after the restart)."""
+    if isinstance(error, Restarting):
+        await _release(services, generation_id, error.code)
+    if isinstance(error, OutcomeUnknown):
+        await tell(interaction, failure_text(error.user_message), view=retry_view(generation_id))
+        return
+    await report_error(interaction, error)
+
+
+async def _release(services: Services, generation_id: int, code: str) -> None:
+    # Shielded: the row must leave "queued" even while the caller is being cancelled.
+    await asyncio.shield(services.generation.abandon(generation_id, code))

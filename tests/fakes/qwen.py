@@ -2,7 +2,8 @@
 
 It serves the sync endpoint, the async create/poll pair, and result PNGs from an "OSS" path; it
 enforces the account's concurrency limit (HTTP 429 Throttling.RateQuota above it) and can be told to
-answer with any documented failure, to hold requests, or to hand out odd result URLs.
+answer with any documented failure, to hold requests, to hand out odd result URLs, to hang up after
+reading a request, or to refuse connections altogether.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class FakeQwen:
         self._permits = asyncio.Semaphore(0)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._drops = 0
         self.port = 0
         self.changed = asyncio.Condition()
 
@@ -100,9 +103,9 @@ class FakeQwen:
         app.router.add_get("/oss/{name}", self._oss)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await self._site.start()
+        self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def close(self) -> None:
         """Stop serving; release held requests first."""
@@ -174,6 +177,34 @@ class FakeQwen:
             for _ in range(count):
                 self._permits.release()
 
+    def drop_next(self, times: int = 1) -> None:
+        """Hang up on the next `times` generation requests (sync, or task creation) once their body is
+        read, without answering: the client cannot know whether the image was made."""
+        self._drops += times
+
+    async def refuse_connections(self) -> None:
+        """Stop listening: connections to the port are refused until `accept_connections()`."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def accept_connections(self) -> None:
+        """Listen on the same port again."""
+        assert self._runner is not None
+        if self._site is None:
+            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            await self._site.start()
+
+    def _hang_up(self, request: web.Request, recorded: RecordedRequest) -> bool:
+        """Close the connection instead of answering, if a drop was asked for."""
+        if not self._drops:
+            return False
+        self._drops -= 1
+        if request.transport is not None:
+            request.transport.close()
+        recorded.finished = time.monotonic()
+        return True
+
     async def _pass_gate(self) -> None:
         if self._open.is_set():
             return
@@ -221,6 +252,9 @@ class FakeQwen:
 
     async def _sync(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
+        if self._hang_up(request, recorded):
+            await self._notify()
+            return web.Response(status=500)  # never sent: the connection is closed
         response = await self._answer_sync(request, recorded)
         recorded.answered = response.status
         recorded.finished = time.monotonic()
@@ -282,6 +316,9 @@ class FakeQwen:
 
     async def _async_create(self, request: web.Request) -> web.Response:
         recorded = await self._record(request)
+        if self._hang_up(request, recorded):
+            await self._notify()
+            return web.Response(status=500)  # never sent: the connection is closed
         response = self._create_task(request, recorded)
         recorded.answered = response.status
         await self._notify()

@@ -7,13 +7,17 @@ from .fake import FakeDiscord
 from .interactions import AckRecord, FakeInteraction
 from .messages import FakeAttachment, FakeMessage
 from .people import DEFAULT_BOT_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, FakeMember, FakeRole, FakeUser
+from .ratelimits import CHANNEL_MESSAGES, FOLLOWUPS, WEBHOOK_EDITS, RateLimitHit, RateLimits, RouteLimit
 from .rules import DiscordError
 from .server import RuleViolation
 from .world import FakeChannel, FakeGuild
 
 __all__ = [
+    "CHANNEL_MESSAGES",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_MEMBER_PERMISSIONS",
+    "FOLLOWUPS",
+    "WEBHOOK_EDITS",
     "AckRecord",
     "DiscordError",
     "FakeAttachment",
@@ -26,5 +30,8 @@ __all__ = [
     "FakeRole",
     "FakeUser",
     "InvalidInvocation",
+    "RateLimitHit",
+    "RateLimits",
+    "RouteLimit",
     "RuleViolation",
 ]

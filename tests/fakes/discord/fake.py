@@ -19,7 +19,8 @@ from .interactions import (
 from .invoke import Invocations
 from .messages import FakeAttachment, FakeMessage
 from .people import FakeMember, FakeUser
-from .rules import DEFAULT_UPLOAD_LIMIT
+from .ratelimits import RateLimiter, RateLimitHit, RateLimits
+from .rules import DEFAULT_UPLOAD_LIMIT, DiscordError
 from .server import API_PREFIX, RuleViolation, build_app
 from .world import FakeChannel, FakeGuild, World
 
@@ -38,6 +39,8 @@ class FakeDiscord(Invocations):
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         channel_upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         application_flags: int = 0,
+        rate_limits: RateLimits | None = None,
+        check_spec: bool = True,
     ) -> None:
         self.token = token
         self.ack_deadline = ack_deadline
@@ -54,11 +57,22 @@ class FakeDiscord(Invocations):
         self.requests: list[tuple[str, str, int]] = []
         self.unhandled_routes: list[tuple[str, str]] = []
         self.errors: list[RuleViolation] = []
+        #: Requests Discord's OpenAPI description rejects (also in `errors`); the harness fails a test that has any.
+        self.spec_violations: list[RuleViolation] = []
+        #: Check every REST request against Discord's OpenAPI description.
+        self.check_spec = check_spec
+        #: Discord's rate limits, when given; `rate_limited` lists the 429s sent.
+        self.rate_limiter = RateLimiter(rate_limits) if rate_limits is not None else None
         #: Which response messages are interim progress notes rather than answers (see wait_answer).
         self.is_progress: Callable[[FakeMessage], bool] = lambda message: False
         self.internal_errors: list[Exception] = []
         self.port = 0
         self._by_token: dict[str, FakeInteraction] = {}
+        self._callbacks_open = asyncio.Event()
+        self._callbacks_open.set()
+        #: Interaction callbacks waiting for release_callbacks().
+        self.held_callbacks = 0
+        self._callback_drops = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
@@ -105,6 +119,20 @@ class FakeDiscord(Invocations):
     def application_id(self) -> int:
         """The application's id (also the bot user's id, as on Discord)."""
         return self.world.application_id
+
+    def assert_no_spec_violations(self) -> None:
+        """Fail (AssertionError) if the bot sent a request Discord's OpenAPI description rejects."""
+        lines = [f"  {v.method} {v.path}: {v.status} {v.code} {v.message} {v.errors}" for v in self.spec_violations]
+        assert not lines, "requests that Discord's OpenAPI description rejects:\n" + "\n".join(lines)
+
+    def set_rate_limits(self, limits: RateLimits | None) -> None:
+        """Enforce Discord's rate limits from now on (None: no limits)."""
+        self.rate_limiter = RateLimiter(limits) if limits is not None else None
+
+    @property
+    def rate_limited(self) -> list[RateLimitHit]:
+        """The 429s sent, oldest first."""
+        return self.rate_limiter.hits if self.rate_limiter is not None else []
 
     @property
     def bot_user(self) -> FakeUser:
@@ -180,6 +208,42 @@ class FakeDiscord(Invocations):
         await self.changed()
         return message
 
+    # -- failures --------------------------------------------------------------------------------
+
+    def fail_uploads(self, status: int, code: int, message: str, *, times: int = 1) -> None:
+        """Answer the next `times` message creates or edits that carry files (a channel post, an
+        interaction response, its edits or followups) with this error instead."""
+        for _ in range(times):
+            self.world.upload_failures.append(DiscordError(status, code, message))
+
+    def hold_callbacks(self) -> None:
+        """Keep interaction callbacks (acknowledgements) waiting until release_callbacks()."""
+        self._callbacks_open.clear()
+
+    def release_callbacks(self) -> None:
+        """Let held interaction callbacks through."""
+        self._callbacks_open.set()
+
+    def drop_next_callback(self, times: int = 1) -> None:
+        """Hang up on the next `times` interaction callbacks without acknowledging them."""
+        self._callback_drops += times
+
+    async def callback_gate(self, request: web.Request) -> bool:
+        """Hold a callback while held; True if its connection was closed instead of answered."""
+        if not self._callbacks_open.is_set():
+            self.held_callbacks += 1
+            await self.changed()
+            try:
+                await self._callbacks_open.wait()
+            finally:
+                self.held_callbacks -= 1
+        if not self._callback_drops:
+            return False
+        self._callback_drops -= 1
+        if request.transport is not None:
+            request.transport.close()
+        return True
+
     # -- waiting ---------------------------------------------------------------------------------
 
     async def changed(self) -> None:
@@ -251,7 +315,8 @@ class FakeDiscord(Invocations):
             if ix.dispatched_at is None:
                 ix.dispatched_at = self.clock()
 
-        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), ix.channel.guild.id, on_sent=sent):
+        guild_id = None if ix.channel.is_dm else ix.channel.guild.id
+        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), guild_id, on_sent=sent):
             raise RuntimeError("no gateway session: start the client and await fake.wait_ready() first")
         await self.changed()
         return ix

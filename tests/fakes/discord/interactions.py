@@ -84,6 +84,15 @@ class FakeInteraction:
             "context": 0,
             "attachment_size_limit": self.attachment_size_limit,
         }
+        if self.channel.is_dm:
+            # A direct message (e.g. with a user-installed app): the user, and nothing of a guild.
+            for key in ("guild_id", "guild", "member", "guild_locale"):
+                del data[key]
+            data.update(
+                user=self.member.user.to_payload(),
+                context=1,
+                authorizing_integration_owners={"1": str(self.member.id)},
+            )
         if self.message is not None:
             data["message"] = self.message.to_payload()
         return data

@@ -191,6 +191,21 @@ class Invocations:
         ix = self._new(member, source.channel, MODAL_SUBMIT, data, source.message, attachment_size_limit, locale)
         return await self._dispatch(ix)
 
+    async def submit_forged_modal(
+        self,
+        member: FakeMember,
+        channel: FakeChannel,
+        custom_id: str,
+        values: dict[str, str],
+        *,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """MODAL_SUBMIT from a modified client for a modal the bot never showed it: any custom_id,
+        one text input per action row (Discord delivers whatever the client sends)."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
+        data = {"custom_id": custom_id, "components": rows}
+        return await self._dispatch(self._new(member, channel, MODAL_SUBMIT, data, None, None, locale))
+
 
 def _sees(member: FakeMember, message: FakeMessage) -> bool:
     meta = message.interaction_metadata or {}

@@ -172,6 +172,8 @@ class FakeMessage:
             "type": self.type,
             "reactions": [],
         }
+        if self.channel.is_dm:
+            del data["guild_id"]
         if self.webhook_id is not None:
             data["webhook_id"] = str(self.webhook_id)
             data["application_id"] = str(self.webhook_id)
@@ -212,6 +214,8 @@ def plan_message(
     allow_ephemeral: bool = False,
 ) -> MessageChanges:
     """Validate a message payload (create when existing is None, else edit) and compute the result."""
+    if uploads and world.upload_failures:
+        raise world.upload_failures.popleft()
     # Discord rejects oversized bodies before it looks at the fields.
     if any(len(u.data) > size_limit for u in uploads):
         raise rules.too_large()

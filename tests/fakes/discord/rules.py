@@ -42,6 +42,8 @@ class DiscordError(Exception):
         self.message = message
         self.errors = errors
         self.interaction_id: int | None = None
+        #: Raised because Discord's OpenAPI description rejects the request.
+        self.against_spec = False
 
     def body(self) -> dict[str, Any]:
         """The JSON body Discord sends with this error."""

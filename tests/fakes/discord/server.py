@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import rules
-from .multipart import json_response
+from . import openapi, rules
+from .multipart import forget_body, json_response, read_document
 from .rest import RestRoutes
 from .rules import DiscordError
 from .webhooks import WebhookRoutes
 
 if TYPE_CHECKING:
     from .fake import FakeDiscord
+    from .interactions import FakeInteraction
 
 API_PREFIX = "/api/v10"
 # Routes authorized by the interaction token in the URL, not by the bot token.
@@ -36,6 +37,71 @@ class RuleViolation:
     interaction_id: int | None
 
 
+def _interaction_of(fake: FakeDiscord, request: web.Request) -> FakeInteraction | None:
+    """The interaction an interaction-token route names, if the fake knows it."""
+    info = request.match_info
+    if "interaction_id" in info and info["interaction_id"].isdigit():
+        return fake.interactions.get(int(info["interaction_id"]))
+    return fake.interaction_by_token(info["token"]) if "token" in info else None
+
+
+def _template(request: web.Request) -> str | None:
+    """The fake's route template under /api/v10 (None for the catch-all)."""
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    return canonical[len(API_PREFIX) :] if canonical.startswith(API_PREFIX) else None
+
+
+async def _check_against_spec(request: web.Request) -> None:
+    """Discord's OpenAPI description must know the route and method and accept the JSON body."""
+    document, _ = await read_document(request)
+    try:
+        openapi.referee().check(request.method, request.path[len(API_PREFIX) :], request.content_type, document)
+    except DiscordError as err:
+        err.against_spec = True
+        raise
+
+
+def _rate_limit(fake: FakeDiscord, request: web.Request, *, bot_route: bool) -> web.Response | dict[str, str]:
+    template = _template(request)
+    if fake.rate_limiter is None or template is None:
+        return {}
+    ix = _interaction_of(fake, request)
+    channel = request.match_info.get("channel_id") or (ix.channel.id if ix else request.match_info.get("token"))
+    return fake.rate_limiter.admit(request, template, channel, bot_token=bot_route)
+
+
+async def _handle(
+    fake: FakeDiscord, request: web.Request, handler: Handler
+) -> tuple[web.StreamResponse, dict[str, str]]:
+    """Authorization, rate limits and the OpenAPI check, then the route's handler; with the headers to add."""
+    api = request.path.startswith(API_PREFIX)
+    bot_route = api and not request.path.startswith(_TOKEN_ROUTES)
+    if bot_route and request.headers.get("Authorization") != f"Bot {fake.token}":
+        raise rules.unauthorized()
+    limited = _rate_limit(fake, request, bot_route=bot_route) if api else {}
+    if isinstance(limited, web.Response):
+        return limited, {}
+    if api and fake.check_spec:
+        await _check_against_spec(request)
+    return await handler(request), limited
+
+
+def _refuse(fake: FakeDiscord, request: web.Request, err: DiscordError) -> web.Response:
+    """Record the error (a spec violation also on its own list and its interaction) and answer it."""
+    violation = RuleViolation(
+        request.method, request.path, err.status, err.code, err.message, err.errors, err.interaction_id
+    )
+    if err.against_spec:
+        ix = _interaction_of(fake, request)
+        if ix is not None:
+            ix.errors.append((err.status, err.code, err.message))
+            violation.interaction_id = ix.id
+        fake.spec_violations.append(violation)
+    fake.errors.append(violation)
+    return json_response(err.body(), status=err.status)
+
+
 def build_app(fake: FakeDiscord) -> web.Application:
     """Create the aiohttp app serving REST under /api/v10, the gateway and attachment downloads."""
 
@@ -44,24 +110,20 @@ def build_app(fake: FakeDiscord) -> web.Application:
         if request.path.startswith("/gateway"):
             fake.requests.append((request.method, request.path, 101))
             return await handler(request)
+        headers: dict[str, str] = {}
         try:
-            bot_route = request.path.startswith(API_PREFIX) and not request.path.startswith(_TOKEN_ROUTES)
-            if bot_route and request.headers.get("Authorization") != f"Bot {fake.token}":
-                raise rules.unauthorized()
-            response = await handler(request)
+            response, headers = await _handle(fake, request, handler)
         except DiscordError as err:
-            fake.errors.append(
-                RuleViolation(
-                    request.method, request.path, err.status, err.code, err.message, err.errors, err.interaction_id
-                )
-            )
-            response = json_response(err.body(), status=err.status)
+            response = _refuse(fake, request, err)
         except web.HTTPException:
             raise
         except Exception as exc:
             # A bug in the fake must not look like a 5xx: discord.py would sleep and retry it.
             fake.internal_errors.append(exc)
             response = json_response({"code": 0, "message": f"fake discord internal error: {exc!r}"}, status=400)
+        finally:
+            forget_body(request)
+        response.headers.update(headers)
         fake.requests.append((request.method, request.path, response.status))
         await fake.changed()
         return response

@@ -49,6 +49,8 @@ class WebhookRoutes:
             # Claimed before the body is read, so a concurrent second callback is refused too.
             ix.acking = True
             try:
+                if await self.fake.callback_gate(request):
+                    return web.Response(status=500)  # never sent: the connection is closed
                 return await self._callback(ix, request)
             finally:
                 ix.acking = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 from .ids import Snowflakes, iso, utcnow
 from .messages import FakeAttachment, FakeMessage
 from .people import DEFAULT_BOT_PERMISSIONS, DEFAULT_MEMBER_PERMISSIONS, FakeMember, FakeRole, FakeUser
+from .rules import DiscordError
 
 Emit = Callable[[str, dict[str, Any]], None]
+DM_CHANNEL = 1
 
 
 @dataclass(eq=False)
@@ -26,6 +29,13 @@ class FakeChannel:
     type: int = 0
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
     messages: list[FakeMessage] = field(default_factory=list, repr=False)
+    #: The other user of a direct-message channel (type 1); its `guild` is only where its member lives.
+    recipient: FakeUser | None = field(default=None, repr=False)
+
+    @property
+    def is_dm(self) -> bool:
+        """A direct-message channel: no guild in anything Discord sends about it."""
+        return self.type == DM_CHANNEL
 
     @property
     def mention(self) -> str:
@@ -53,12 +63,21 @@ class FakeChannel:
         *,
         embeds: list[dict[str, Any]] | None = None,
         attachments: list[FakeAttachment] | None = None,
+        components: list[dict[str, Any]] | None = None,
     ) -> FakeMessage:
-        """Seed a message (e.g. a user's image to run a context-menu command on); no gateway event."""
+        """Seed a message (e.g. a user's image to run a context-menu command on); no gateway event.
+
+        `components` are stored as given: a message of another app, or buttons a modified client
+        claims are on the message (Discord delivers whatever custom_id a client sends)."""
         user = author.user if isinstance(author, FakeMember) else author
         world = self.guild.world
         message = FakeMessage(
-            id=world.snowflakes.next(), channel=self, author=user, content=content, embeds=list(embeds or [])
+            id=world.snowflakes.next(),
+            channel=self,
+            author=user,
+            content=content,
+            embeds=list(embeds or []),
+            components=list(components or []),
         )
         for attachment in attachments or []:
             message.attachments.append(world.store_attachment(self.id, attachment))
@@ -68,6 +87,15 @@ class FakeChannel:
     def to_payload(self) -> dict[str, Any]:
         """Channel object JSON."""
         last = next((m.id for m in reversed(self.messages) if not m.ephemeral and not m.deleted), None)
+        if self.is_dm:
+            recipients = [self.recipient.to_payload()] if self.recipient is not None else []
+            return {
+                "id": str(self.id),
+                "type": DM_CHANNEL,
+                "last_message_id": str(last) if last else None,
+                "recipients": recipients,
+                "flags": 0,
+            }
         return {
             "id": str(self.id),
             "type": self.type,
@@ -154,6 +182,13 @@ class FakeGuild:
         self.world.emit("GUILD_MEMBER_ADD", {**member.to_payload(), "guild_id": str(self.id)})
         return member
 
+    def open_dm(self, member: FakeMember) -> FakeChannel:
+        """The direct-message channel between `member` and the bot (kept out of the guild's channels)."""
+        channel = FakeChannel(self.world.snowflakes.next(), self, f"dm-{member.name}", type=DM_CHANNEL)
+        channel.recipient = member.user
+        self.world.channels[channel.id] = channel
+        return channel
+
     def get_member(self, user_id: int) -> FakeMember | None:
         """A member by user id."""
         return self.members.get(user_id)
@@ -227,6 +262,8 @@ class World:
         self.attachments: dict[int, FakeAttachment] = {}
         self.base_url = "http://127.0.0.1:0"
         self.emit: Emit = lambda event, data: None
+        #: Errors the next messages carrying files answer with (see FakeDiscord.fail_uploads).
+        self.upload_failures: deque[DiscordError] = deque()
 
     def add_user(self, name: str, *, bot: bool = False) -> FakeUser:
         """Create a user not (yet) in any guild."""

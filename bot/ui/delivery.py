@@ -1,0 +1,93 @@
+"""Posting a generated image, and what an upload Discord refuses means for the member and the usage log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import discord
+
+from bot.errors import UploadFailed
+from bot.services import Services
+from bot.ui.presentation import failure_text
+from bot.ui.replies import describe, reply, tell
+
+log = logging.getLogger(__name__)
+
+#: Errors a post can end in once discord.py (and `replies.with_retries`) gave up.
+SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
+
+_TOO_LARGE = 40005
+_MISSING_ACCESS = 50001
+_MISSING_PERMISSIONS = 50013
+_ARCHIVED_THREAD = 50083
+_UNKNOWN_CHANNEL = 10003
+
+
+def upload_failure(error: BaseException | None) -> UploadFailed:
+    """What the member reads, and the usage log's code, for an image that was made but not posted
+    (`error` None: there was nowhere left to post it)."""
+    if error is None:
+        return UploadFailed("UploadFailed:NoChannel", "the request expired and I have nowhere left to post it.")
+    if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        return UploadFailed(
+            "UploadFailed:Network", "the connection to Discord broke while I was posting it. Please try again."
+        )
+    if not isinstance(error, discord.HTTPException):
+        return UploadFailed("UploadFailed:Error", "something went wrong on the bot's side while posting it.")
+    code = f"UploadFailed:{error.code or error.status}"
+    if error.status == 413 or error.code == _TOO_LARGE:
+        reason = "it is larger than this channel's upload limit, so I couldn't post it."
+    elif error.code in (_MISSING_PERMISSIONS, _MISSING_ACCESS):
+        reason = (
+            "I couldn't post it here: I'm missing a permission in this channel (I need Send Messages, "
+            "Attach Files and Embed Links). Ask a moderator to check my permissions here."
+        )
+    elif error.code == _ARCHIVED_THREAD:
+        reason = "this thread is archived, so I couldn't post it."
+    elif error.code == _UNKNOWN_CHANNEL:
+        reason = "this channel is gone, so I couldn't post it."
+    elif error.status >= 500:
+        reason = "Discord wouldn't take the upload just now. Please try again in a minute."
+    else:
+        reason = "Discord refused to post it."
+    return UploadFailed(code, reason)
+
+
+async def record_undelivered(services: Services, generation_id: int, error: BaseException | None) -> UploadFailed:
+    """Mark a made image undelivered (billed, reported, not counted against limits); return the failure."""
+    failure = upload_failure(error)
+    log.warning(
+        "generation %d was made but not posted: %s", generation_id, describe(error) if error else "no channel"
+    )
+    await services.generation.mark_undelivered(generation_id, failure.code)
+    return failure
+
+
+async def deliver_result(
+    interaction: discord.Interaction[Any],
+    services: Services,
+    generation_id: int,
+    *,
+    content: str | None,
+    embed: discord.Embed,
+    file: Callable[[], discord.File],
+    view: discord.ui.View,
+) -> None:
+    """Post a made image for `interaction` (its message, else its channel), remember where; if Discord
+    won't take it, record it undelivered and tell the member wherever still possible."""
+    error: BaseException | None = None
+    try:
+        message = await reply(interaction, content=content, embed=embed, file=file, view=view)
+    except Exception as exc:
+        if not isinstance(exc, SEND_ERRORS):
+            log.error("unexpected error posting generation %d", generation_id, exc_info=exc)
+        message, error = None, exc
+    if message is None:
+        failure = await record_undelivered(services, generation_id, error)
+        await tell(interaction, failure_text(failure.user_message))
+        return
+    await services.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
+    interaction.client.dispatch("generation_delivered", generation_id)
