@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.logs import describe
 from bot.services import Services
 from bot.settings import Settings
 from bot.ui.failures import report_error
@@ -32,12 +33,6 @@ UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServer
 MAX_RETRY_SECONDS = 60.0
 #: How long discord.py's own close may take once the drain is over.
 DISCONNECT_SECONDS = 1.0
-
-
-def describe(error: BaseException) -> str:
-    """One line saying what went wrong: the exception's type and message."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):

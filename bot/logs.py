@@ -62,13 +62,18 @@ class DiscordNoiseFilter(logging.Filter):
             return False
         error = record.exc_info[1] if record.exc_info else None
         if record.msg == _RECONNECT and error is not None and not logging.getLogger().isEnabledFor(logging.DEBUG):
-            reason = " ".join(str(error).split()) or type(error).__name__
             delay = record.args if isinstance(record.args, tuple) else ()
-            record.msg = "lost the connection to Discord's gateway (%s: %s); reconnecting in %.0f s"
-            record.args = (type(error).__name__, reason, *delay)
+            record.msg = "cannot reach Discord's gateway (%s); reconnecting in %.0f s"
+            record.args = (describe(error), *delay)
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+def describe(error: BaseException) -> str:
+    """An error in one line: its type and message (never a traceback)."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def configure_logging(level: int, secrets: Iterable[str]) -> logging.Handler:
