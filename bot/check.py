@@ -85,19 +85,17 @@ async def check_discord(session: aiohttp.ClientSession, settings: Settings) -> t
     name = "discord token"
     base = settings.discord_api_base_url or discord.http.Route.BASE
     headers = {"Authorization": f"Bot {settings.discord_token.reveal()}", "User-Agent": USER_AGENT}
+    application: dict[str, Any] | None = None
     try:
-        async with session.get(f"{base}/users/@me", headers=headers) as response:
-            if response.status == 401:
-                return Outcome(name, False, TOKEN_REJECTED), None
-            if response.status != 200:
-                return Outcome(name, False, f"Discord answered HTTP {response.status} at {base}"), None
-            user = await response.json()
-        async with session.get(f"{base}/oauth2/applications/@me", headers=headers) as response:
-            if response.status != 200:
-                return Outcome(name, False, f"Discord answered HTTP {response.status} for the application"), None
-            application = await response.json()
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        status, user = await _get_json(session, f"{base}/users/@me", headers)
+        if status == 200:
+            status, application = await _get_json(session, f"{base}/oauth2/applications/@me", headers)
+    except (aiohttp.ClientError, TimeoutError) as error:
         return Outcome(name, False, f"cannot reach Discord at {base} ({describe(error)})"), None
+    if status == 401:
+        return Outcome(name, False, TOKEN_REJECTED), None
+    if status != 200 or user is None or application is None or not str(application.get("id", "")).isdigit():
+        return Outcome(name, False, f"Discord's API at {base} answered HTTP {status}, not what the bot expects"), None
     application_id = int(application["id"])
     if application.get("interactions_endpoint_url"):
         detail = (
@@ -114,9 +112,7 @@ async def check_image_api(session: aiohttp.ClientSession, settings: Settings) ->
     root = settings.dashscope_base_url
     headers = {"Authorization": f"Bearer {settings.dashscope_api_key.reveal()}"}
     try:
-        async with session.get(f"{root}/tasks/{uuid.uuid4()}", headers=headers) as response:
-            status = response.status
-            body = await _json_or_none(response)
+        status, body = await _get_json(session, f"{root}/tasks/{uuid.uuid4()}", headers)
     except (aiohttp.ClientError, TimeoutError) as error:
         return Outcome(name, False, f"cannot reach the image API at {root} ({describe(error)})")
     code = str(body.get("code") or "") if body else ""
@@ -132,12 +128,16 @@ async def check_image_api(session: aiohttp.ClientSession, settings: Settings) ->
     return Outcome(name, False, f"the image API at {root} answered HTTP {status} {code}".rstrip())
 
 
-async def _json_or_none(response: aiohttp.ClientResponse) -> dict[str, Any] | None:
-    try:
-        body = await response.json(content_type=None)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+async def _get_json(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> tuple[int, dict[str, Any] | None]:
+    """GET `url`: the HTTP status, and the body if it is a JSON object."""
+    async with session.get(url, headers=headers) as response:
+        try:
+            body = await response.json(content_type=None)
+        except ValueError:
+            body = None
+        return response.status, body if isinstance(body, dict) else None
 
 
 async def check_database(settings: Settings) -> Outcome:

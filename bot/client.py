@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.logs import describe
 from bot.services import Services
+from bot.services.scheduler import FAREWELL_SECONDS
 from bot.settings import Settings
 from bot.ui.failures import report_error
 from bot.ui.recovery import resume_unfinished
@@ -31,8 +32,9 @@ SYNC_HASH_KEY = "command_sync_hash"
 #: Failures that mean Discord could not be reached (DNS, refused, TLS, timeout, a 5xx): worth retrying.
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
 MAX_RETRY_SECONDS = 60.0
-#: How long discord.py's own close may take once the drain is over.
-DISCONNECT_SECONDS = 1.0
+#: How long shutdown may take beyond SHUTDOWN_GRACE_SECONDS: the farewell of interrupted requests,
+#: then closing the Discord connection. A host's kill deadline should leave this and a little more.
+SHUTDOWN_OVERHEAD_SECONDS = FAREWELL_SECONDS + 1.5
 
 
 class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):
@@ -136,10 +138,13 @@ class QwenImagineBot(commands.Bot):
         await self.close()
 
     async def _shut_down(self) -> None:
-        """No new jobs; running ones and their deliveries get the grace period (see `Scheduler.stop`),
-        the rest are kept for the next start; then the Discord connection closes."""
+        """One deadline, SHUTDOWN_GRACE_SECONDS + SHUTDOWN_OVERHEAD_SECONDS from now: no new jobs;
+        running ones and their deliveries get the grace period, interrupted ones are told and kept
+        for the next start (see `Scheduler.stop`); then the Discord connection closes."""
+        loop = asyncio.get_running_loop()
         scheduler = self.services.scheduler
         grace = self.settings.shutdown_grace_seconds
+        deadline = loop.time() + grace + SHUTDOWN_OVERHEAD_SECONDS
         log.info(
             "shutting down: %d generations running get up to %.0f s, %d waiting are kept for the next start",
             scheduler.in_flight,
@@ -154,17 +159,17 @@ class QwenImagineBot(commands.Bot):
             for task in self._background:
                 task.cancel()
             if self._background:
-                await asyncio.wait(set(self._background), timeout=1)
+                await asyncio.wait(set(self._background), timeout=0.5)
         finally:
-            await self._disconnect()
+            await self._disconnect(timeout=max(0.5, deadline - loop.time()))
             self._closed.set()
 
-    async def _disconnect(self) -> None:
+    async def _disconnect(self, timeout: float) -> None:
         """discord.py's close, bounded: a gateway that never answers the close must not hold up the exit."""
         disconnecting = asyncio.ensure_future(super().close())
-        _, pending = await asyncio.wait({disconnecting}, timeout=DISCONNECT_SECONDS)
+        _, pending = await asyncio.wait({disconnecting}, timeout=timeout)
         if pending:
-            log.warning("Discord did not confirm the disconnect within %.0f s; leaving anyway", DISCONNECT_SECONDS)
+            log.warning("Discord did not confirm the disconnect in time; leaving anyway")
             disconnecting.cancel()
             await asyncio.gather(disconnecting, return_exceptions=True)
 

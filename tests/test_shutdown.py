@@ -145,17 +145,22 @@ async def test_a_second_signal_during_the_drain_changes_nothing(
 ) -> None:
     process = await start_bot(processes, discord_server, clean_env(**bot_env, SHUTDOWN_GRACE_SECONDS="20"), tmp_path)
     qwen.hold()
-    askers = [world.alice, world.bob, world.moderator]
-    interactions = [await imagine(discord_server, m, world.channel, f"wren {i}") for i, m in enumerate(askers)]
+    # Both API slots busy, in a known order; then one request waiting for a slot.
+    first = await imagine(discord_server, world.alice, world.channel, "wren 1")
+    await qwen.wait_for(lambda: len(qwen.generation_requests) == 1)
+    second = await imagine(discord_server, world.bob, world.channel, "wren 2")
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
-    await asyncio.gather(*(ix.wait_ack() for ix in interactions))
+    waiting = await imagine(discord_server, world.moderator, world.channel, "wren 3")
+    await discord_server.wait_for(
+        lambda: waiting.response_message is not None and "next in the queue" in waiting.response_message.content
+    )
 
     process.send_signal(signal.SIGTERM)
     log = await read_until(process, "shutting down")
     process.send_signal(signal.SIGINT)  # Ctrl-C
     log += await read_until(process, "already shutting down")
     process.send_signal(signal.SIGTERM)
-    assert "will be posted in this channel when the bot is back" in (await interactions[2].wait_answer()).content
+    assert "will be posted in this channel when the bot is back" in (await waiting.wait_answer()).content
     qwen.release()
     log += await finish(process)
 
@@ -163,6 +168,5 @@ async def test_a_second_signal_during_the_drain_changes_nothing(
     assert "Traceback" not in log
     assert "closed database" not in log and "database is closed" not in log and "no active connection" not in log
     assert log.count("already shutting down") == 1
-    first, second, _ = [await ix.wait_answer() for ix in interactions]
-    assert first.attachments and second.attachments
+    assert (await first.wait_answer()).attachments and (await second.wait_answer()).attachments
     assert [r["status"] for r in rows(bot_env["DATABASE_PATH"])] == ["succeeded", "succeeded", "queued"]

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 #: After the grace period, how long interrupted requests get to tell their members.
-FAREWELL_SECONDS = 3.0
+FAREWELL_SECONDS = 2.0
 
 
 class GraceOver(Exception):
@@ -175,7 +175,7 @@ class Scheduler(Generic[R]):
             stragglers = list(self._delivery_tasks)
             for straggler in stragglers:
                 straggler.cancel()
-            await asyncio.wait(stragglers, timeout=1)
+            await asyncio.wait(stragglers, timeout=0.5)
         return running + waiting
 
     async def _drained(self) -> None:

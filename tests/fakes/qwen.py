@@ -380,6 +380,7 @@ class FakeQwen:
         task = self._tasks.get(task_id)
         request_id = f"req-{next(self._ids)}"
         if task is None:
+            # An id it never issued (or expired): how `python -m bot check` tests a key without paying.
             output: dict[str, Any] = {"task_id": task_id, "task_status": "UNKNOWN"}
         elif not self._task_done(task):
             output = {"task_id": task_id, "task_status": "RUNNING"}
