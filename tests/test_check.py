@@ -6,6 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bot.db.connection import load_migrations
 from tests.conftest import BotRunner, World
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.qwen import FakeQwen
@@ -44,7 +45,8 @@ async def test_all_checks_pass_print_the_invite_and_pay_for_nothing(
         f"ok   discord token: logged in as {discord_server.bot_user.username}"
     )
     assert line_of(lines, "image API key") == f"ok   image API key: accepted in region intl ({qwen.base_url})"
-    assert line_of(lines, "database") == f"ok   database: {bot_env['DATABASE_PATH']} (schema version 5)"
+    version = len(load_migrations())
+    assert line_of(lines, "database") == f"ok   database: {bot_env['DATABASE_PATH']} (schema version {version})"
     assert lines[-1] == (
         f"invite the bot with https://discord.com/oauth2/authorize?client_id={discord_server.application_id}"
         "&scope=bot+applications.commands&permissions=51200"

@@ -50,7 +50,7 @@ async def stop_and_time(process: asyncio.subprocess.Process) -> tuple[float, str
     return time.monotonic() - started, log
 
 
-async def test_a_hung_download_is_cut_at_the_grace_and_the_paid_image_is_not_left_running(
+async def test_a_hung_download_is_cut_at_the_grace_and_the_paid_image_recorded_undelivered(
     tmp_path: Path,
     bot_env: dict[str, str],
     discord_server: FakeDiscord,
@@ -72,7 +72,7 @@ async def test_a_hung_download_is_cut_at_the_grace_and_the_paid_image_is_not_lef
     assert "Traceback" not in log
     # Sync mode: the image was generated (and billed); it can't be collected after a restart.
     [row] = rows(bot_env["DATABASE_PATH"])
-    assert (row["status"], row["error_code"]) == ("failed", "Interrupted")
+    assert (row["status"], row["error_code"]) == ("undelivered", "Interrupted")
     answer = await interaction.wait_answer()
     assert "made, but the bot restarted before it could be posted" in answer.content
     assert "doesn't count against your limits" in answer.content
@@ -110,7 +110,7 @@ async def test_in_async_mode_a_download_cut_at_the_grace_resumes_without_paying_
     assert len(qwen.task_creations) == 1  # collected from the stored task, not generated twice
 
 
-async def test_a_hung_upload_is_cut_at_the_grace_and_recorded_as_not_delivered(
+async def test_a_hung_upload_is_cut_at_the_grace_and_recorded_as_undelivered(
     tmp_path: Path,
     bot_env: dict[str, str],
     discord_server: FakeDiscord,
@@ -131,7 +131,7 @@ async def test_a_hung_upload_is_cut_at_the_grace_and_recorded_as_not_delivered(
     assert elapsed < GRACE + OVERHEAD, f"took {elapsed:.1f} s"
     assert "Traceback" not in log
     [row] = rows(bot_env["DATABASE_PATH"])
-    assert (row["status"], row["error_code"]) == ("failed", "Interrupted")
+    assert (row["status"], row["error_code"]) == ("undelivered", "Interrupted")
     assert "before it could be posted" in (await interaction.wait_answer()).content
 
 
