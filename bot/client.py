@@ -93,8 +93,12 @@ class QwenImagineBot(commands.Bot):
             if not connection.done():
                 connection.cancel()
             await asyncio.gather(connection, closed, return_exceptions=True)
-        if not connection.cancelled():
-            connection.result()  # re-raises why the gateway gave up
+        error = None if connection.cancelled() else connection.exception()
+        if error is not None and self.shutting_down:
+            # Closed in the middle of a handshake, discord.py may fail on its way out: nothing left to do.
+            log.debug("the gateway connection ended during shutdown: %s", describe(error))
+        elif error is not None:
+            raise error  # why the gateway gave up
 
     async def _log_in(self, token: str) -> bool:
         """Log in; while Discord is unreachable, say so in one line and retry with backoff (1, 2, 4 … 60 s).

@@ -192,3 +192,18 @@ async def test_an_unreachable_gateway_is_one_line_per_attempt_and_sigterm_still_
     assert process.returncode == 0, log[-2000:]
     assert "Traceback" not in log
     assert all(is_log_line(line) for line in log.splitlines()), log
+
+
+async def test_sigterm_in_the_middle_of_the_gateway_handshake_exits_0_quietly(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    discord_server.gateway.greeting.clear()  # the bot's socket is open, its HELLO not yet sent
+    process = await spawn_bot(clean_env(**bot_env), tmp_path)
+    try:
+        log = await read_until(process, "invite the bot with")
+        await discord_server.wait_for(lambda: discord_server.gateway.sockets)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log
