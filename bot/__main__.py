@@ -1,29 +1,50 @@
-"""`python -m bot`: read the settings, then run the bot until it is stopped."""
+"""`python -m bot`: read the settings, then run the bot until it is stopped.
+`python -m bot check`: check the settings, the token, the API key and the database, then exit."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import discord
 from dotenv import load_dotenv
 
+from bot import check
 from bot.app import run
+from bot.db.lock import DatabaseInUse
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 
-EXIT_CONFIG = 2
 EXIT_LOGIN = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE_IN_USE = 3
+
+#: `python -m bot <command>`: each takes the environment and returns the exit status.
+COMMANDS: dict[str, Callable[[Mapping[str, str]], int]] = {"check": check.main}
+USAGE = f"usage: python -m bot [{' | '.join(COMMANDS)}]"
 
 
-def main() -> int:
-    """Start the bot; return the process exit status."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the bot, or the command named in `argv`; return the process exit status."""
+    args = sys.argv[1:] if argv is None else argv
     # The .env of the directory the bot is started from; real environment variables win.
     load_dotenv(Path.cwd() / ".env", override=False)
+    if not args:
+        return run_bot(os.environ)
+    command = COMMANDS.get(args[0])
+    if command is None or len(args) > 1:
+        print(USAGE, file=sys.stderr)
+        return EXIT_CONFIG
+    return command(os.environ)
+
+
+def run_bot(env: Mapping[str, str]) -> int:
+    """Start the bot and run it until it is stopped."""
     try:
-        settings = load_settings(os.environ)
+        settings = load_settings(env)
     except SettingsError as error:
         print(f"qwen-imagine: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -36,6 +57,9 @@ def main() -> int:
     except discord.LoginFailure:
         print("qwen-imagine: Discord rejected DISCORD_TOKEN: check the bot token.", file=sys.stderr)
         return EXIT_LOGIN
+    except DatabaseInUse as error:
+        print(f"qwen-imagine: {error}", file=sys.stderr)
+        return EXIT_DATABASE_IN_USE
     except KeyboardInterrupt:
         pass
     return 0

@@ -13,6 +13,7 @@ from bot.db import GenerationRecord
 from bot.errors import Interrupted, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
 from bot.services.jobs import Job
+from bot.services.scheduler import GraceOver
 from bot.ui.delivery import SEND_ERRORS, record_undelivered
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.replies import post_to_channel, send_to_channel
@@ -74,7 +75,11 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
                 )
             )
-            result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
+            async with services.scheduler.within_grace():
+                result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
+        except GraceOver:
+            await _tell(channel, record, await services.generation.cut_short(record.id))
+            return
         except QwenImagineError as error:
             if isinstance(error, Restarting):
                 error = Interrupted()  # still queued: it is resumed at the next start, as the member is told
@@ -86,14 +91,18 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             )
             return
         try:
-            message = await send_to_channel(
-                channel,
-                record.member_id,
-                content="here is the image you asked for before the bot restarted:",
-                embed=result_embed(result, None),
-                file=lambda: result_file(result),
-                view=result_view(record.id),
-            )
+            async with services.scheduler.within_grace():
+                message = await send_to_channel(
+                    channel,
+                    record.member_id,
+                    content="here is the image you asked for before the bot restarted:",
+                    embed=result_embed(result, None),
+                    file=lambda: result_file(result),
+                    view=result_view(record.id),
+                )
+        except GraceOver:
+            await _tell(channel, record, await services.generation.cut_short(record.id))
+            return
         except SEND_ERRORS as send_error:
             failure = await record_undelivered(services, record.id, send_error)
             await post_to_channel(
@@ -102,3 +111,8 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             return
         await services.generation.remember_message(record.id, channel_id=message.channel.id, message_id=message.id)
         client.dispatch("generation_delivered", record.id)
+
+
+async def _tell(channel: discord.abc.Messageable, record: GenerationRecord, error: QwenImagineError) -> None:
+    """Post why a resumed request has no image (yet)."""
+    await post_to_channel(channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None)
