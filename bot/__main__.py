@@ -1,33 +1,61 @@
-"""`python -m bot`: read the settings, then run the bot until it is stopped."""
+"""`python -m bot`: read the settings, then run the bot until it is stopped.
+`python -m bot check`: check the settings, the token, the API key and the database, then exit.
+`python -m bot migrate --from-sqlite PATH`: copy a SQLite database into the PostgreSQL of DATABASE_URL."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import discord
 from dotenv import load_dotenv
 
-from bot import migrate
+from bot import check, migrate
 from bot.app import run
 from bot.db import DatabaseSetupError
+from bot.db.lock import DatabaseInUse
 from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 
-EXIT_CONFIG = 2
 EXIT_LOGIN = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE_IN_USE = 3
 
 
-def main() -> int:
-    """Start the bot (or run a subcommand); return the process exit status."""
+def _check(args: Sequence[str], env: Mapping[str, str]) -> int:
+    if args:
+        print(USAGE, file=sys.stderr)
+        return EXIT_CONFIG
+    return check.main(env)
+
+
+#: `python -m bot <command> [arguments]`: each takes its arguments and the environment, and returns
+#: the exit status.
+COMMANDS: dict[str, Callable[[Sequence[str], Mapping[str, str]], int]] = {"check": _check, "migrate": migrate.main}
+USAGE = f"usage: python -m bot [{' | '.join(COMMANDS)}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bot, or the command named in `argv`; return the process exit status."""
+    args = sys.argv[1:] if argv is None else argv
     # The .env of the directory the bot is started from; real environment variables win.
     load_dotenv(Path.cwd() / ".env", override=False)
-    if sys.argv[1:2] == ["migrate"]:
-        return migrate.main(sys.argv[2:], os.environ)
+    if not args:
+        return run_bot(os.environ)
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(USAGE, file=sys.stderr)
+        return EXIT_CONFIG
+    return command(args[1:], os.environ)
+
+
+def run_bot(env: Mapping[str, str]) -> int:
+    """Start the bot and run it until it is stopped."""
     try:
-        settings = load_settings(os.environ)
+        settings = load_settings(env)
     except SettingsError as error:
         print(f"qwen-imagine: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -43,6 +71,9 @@ def main() -> int:
     except DatabaseSetupError as error:
         print(f"qwen-imagine: DATABASE_URL: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except DatabaseInUse as error:
+        print(f"qwen-imagine: {error}", file=sys.stderr)
+        return EXIT_DATABASE_IN_USE
     except KeyboardInterrupt:
         pass
     return 0

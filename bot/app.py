@@ -93,7 +93,23 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
 async def run(settings: Settings) -> None:
     """Run the bot until it is closed; SIGTERM and SIGINT close it cleanly."""
     async with create_bot(settings) as bot:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.close()))
+        handle_stop_signals(bot)
         await bot.start(settings.discord_token.reveal())
+
+
+def handle_stop_signals(bot: QwenImagineBot) -> None:
+    """SIGTERM and SIGINT (Ctrl-C) begin the shutdown; repeating them changes nothing (said once)."""
+    loop = asyncio.get_running_loop()
+    repeated = False
+
+    def stop(signum: signal.Signals) -> None:
+        nonlocal repeated
+        if not bot.shutting_down:
+            log.info("%s received", signum.name)
+            bot.begin_shutdown()
+        elif not repeated:
+            repeated = True
+            log.warning("%s received: already shutting down, within SHUTDOWN_GRACE_SECONDS", signum.name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+from types import TracebackType
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.logs import describe
 from bot.services import Services
+from bot.services.scheduler import FAREWELL_SECONDS
 from bot.settings import Settings
 from bot.ui.failures import report_error
 from bot.ui.recovery import resume_unfinished
@@ -24,6 +29,12 @@ EXTENSIONS = ("cogs.imagine", "cogs.limits", "cogs.remix", "cogs.retry")
 INVITE_PERMISSIONS = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
 INVITE_SCOPES = ("bot", "applications.commands")
 SYNC_HASH_KEY = "command_sync_hash"
+#: Failures that mean Discord could not be reached (DNS, refused, TLS, timeout, a 5xx): worth retrying.
+UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+MAX_RETRY_SECONDS = 60.0
+#: How long shutdown may take beyond SHUTDOWN_GRACE_SECONDS: the farewell of interrupted requests,
+#: then closing the Discord connection. A host's kill deadline should leave this and a little more.
+SHUTDOWN_OVERHEAD_SECONDS = FAREWELL_SECONDS + 1.5
 
 
 class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):
@@ -51,37 +62,126 @@ class QwenImagineBot(commands.Bot):
         self.settings = settings
         self.services = services
         self._background: set[asyncio.Task[None]] = set()
-        self._draining = False
+        self._shutdown: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()  # shutdown has begun
+        self._closed = asyncio.Event()  # shutdown is over
+        self._resumed = False  # what a previous process left unfinished has been taken up
 
     async def setup_hook(self) -> None:
         self.services.scheduler.start()
         for extension in EXTENSIONS:
-            await self.load_extension(extension)
+            if extension not in self.extensions:  # a login retried after a network failure runs this again
+                await self.load_extension(extension)
         await self.sync_commands_if_changed()
         log.info("invite the bot with %s", self.invite_url())
-        # REST is enough to post in a channel, so resuming need not wait for the gateway.
-        task = asyncio.create_task(resume_unfinished(self, self.services), name="resume-unfinished")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if not self._resumed:
+            self._resumed = True
+            # Read before the gateway connects, so no request this process admits is mistaken for a
+            # leftover (and made twice); once per process, however often a failed login runs this.
+            leftovers = await self.services.generation.unfinished()
+            # REST is enough to post in a channel, so resuming need not wait for the gateway.
+            task = asyncio.create_task(resume_unfinished(self, self.services, leftovers), name="resume-unfinished")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # ---------------------------------------------------------------- start-up
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Log in (retrying while Discord can't be reached), then stay connected until closed."""
+        if not await self._log_in(token):
+            return
+        connection = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
+        closed = asyncio.create_task(self._closed.wait())
+        try:
+            # discord.py may be sleeping before a reconnect: once closed, don't wait for it to wake.
+            await asyncio.wait({connection, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not connection.done():
+                connection.cancel()
+            await asyncio.gather(connection, closed, return_exceptions=True)
+        error = None if connection.cancelled() else connection.exception()
+        if error is not None and self.shutting_down:
+            # Closed in the middle of a handshake, discord.py may fail on its way out: nothing left to do.
+            log.debug("the gateway connection ended during shutdown: %s", describe(error))
+        elif error is not None:
+            raise error  # why the gateway gave up
+
+    async def _log_in(self, token: str) -> bool:
+        """Log in; while Discord is unreachable, say so in one line and retry with backoff (1, 2, 4 … 60 s).
+        A rejected token raises LoginFailure at once. False if the bot was closed meanwhile."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self.login(token)
+                return True
+            except UNREACHABLE as error:
+                where = discord.http.Route.BASE
+                log.error("cannot reach Discord at %s (%s); retrying in %.0f s", where, describe(error), delay)
+            # The failed login's HTTP session is closed, so the next attempt starts a fresh one.
+            await self.http.close()
+            self.http.connector = discord.utils.MISSING
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+        return False
+
+    # ---------------------------------------------------------------- shutdown
+    @property
+    def shutting_down(self) -> bool:
+        """Whether shutdown has begun."""
+        return self._shutdown is not None
+
+    def begin_shutdown(self) -> asyncio.Task[None]:
+        """Start the shutdown (once; later calls return the same task)."""
+        if self._shutdown is None:
+            self._stopping.set()
+            self._shutdown = asyncio.create_task(self._shut_down(), name="shutdown")
+        return self._shutdown
 
     async def close(self) -> None:
-        """Drain first: no new jobs, running ones get the grace period, the rest are kept for the next start."""
-        if not self._draining:
-            self._draining = True
-            scheduler = self.services.scheduler
-            log.info(
-                "shutting down: %d generations running get up to %.0f s, %d waiting are kept for the next start",
-                scheduler.in_flight,
-                self.settings.shutdown_grace_seconds,
-                scheduler.waiting,
-            )
-            interrupted = await self.services.scheduler.stop(self.settings.shutdown_grace_seconds)
+        """Drain, then disconnect. Every caller waits for the same one shutdown."""
+        await asyncio.shield(self.begin_shutdown())
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _shut_down(self) -> None:
+        """One deadline, SHUTDOWN_GRACE_SECONDS + SHUTDOWN_OVERHEAD_SECONDS from now: no new jobs;
+        running ones and their deliveries get the grace period, interrupted ones are told and kept
+        for the next start (see `Scheduler.stop`); then the Discord connection closes."""
+        loop = asyncio.get_running_loop()
+        scheduler = self.services.scheduler
+        grace = self.settings.shutdown_grace_seconds
+        deadline = loop.time() + grace + SHUTDOWN_OVERHEAD_SECONDS
+        log.info(
+            "shutting down: %d generations running get up to %.0f s, %d waiting are kept for the next start",
+            scheduler.in_flight,
+            grace,
+            scheduler.waiting,
+        )
+        try:
+            interrupted = await scheduler.stop(grace)
             if interrupted:
                 await self.services.generation.requeue([job.generation_id for job in interrupted])
                 log.info("kept %d unfinished generations for the next start", len(interrupted))
             for task in self._background:
                 task.cancel()
-        await super().close()
+            if self._background:
+                await asyncio.wait(set(self._background), timeout=0.5)
+        finally:
+            await self._disconnect(timeout=max(0.5, deadline - loop.time()))
+            self._closed.set()
+
+    async def _disconnect(self, timeout: float) -> None:
+        """discord.py's close, bounded: a gateway that never answers the close must not hold up the exit."""
+        disconnecting = asyncio.ensure_future(super().close())
+        _, pending = await asyncio.wait({disconnecting}, timeout=timeout)
+        if pending:
+            log.warning("Discord did not confirm the disconnect in time; leaving anyway")
+            disconnecting.cancel()
+            await asyncio.gather(disconnecting, return_exceptions=True)
 
     def invite_url(self) -> str:
         """The OAuth2 URL that adds the bot to a server with the permissions it needs."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from bot.db import Database, Row, open_database
+from bot.db import Database, PostgresDatabase, Row, SqliteDatabase
 from bot.db.database import Parameters
 
 
@@ -23,7 +23,11 @@ class TestDatabase:
     async def opened(self) -> Database:
         """The Database, opened (and migrated) on first use."""
         if self._database is None:
-            self._database = await open_database(url=self._url, path=self._path)
+            self._database = (
+                await PostgresDatabase.open(self._url)
+                if self._url
+                else await SqliteDatabase.open(self._path, exclusive=False)  # beside the bot, which holds the lock
+            )
         return self._database
 
     async def rows(self, sql: str, parameters: Parameters = ()) -> list[Row]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import socket
 import sys
 from pathlib import Path
+
+import pytest
 
 from bot.settings import load_settings
 from tests.conftest import World, imagine
@@ -32,6 +36,25 @@ async def spawn_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Proces
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def read_until(process: asyncio.subprocess.Process, text: str, timeout: float = 30) -> str:
+    """Read the process's log up to and including the first line containing `text`; return what was read."""
+    assert process.stderr is not None
+    read: list[str] = []
+    async with asyncio.timeout(timeout):
+        while not read or text not in read[-1]:
+            line = await process.stderr.readline()
+            if not line:
+                raise AssertionError(f"the process ended before logging {text!r}:\n{''.join(read)[-3000:]}")
+            read.append(line.decode())
+    return "".join(read)
+
+
+async def finish(process: asyncio.subprocess.Process, timeout: float = 30) -> str:
+    """Wait for the process to exit; return the rest of its log."""
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    return stderr.decode()
 
 
 async def run_bot_process(env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
@@ -88,3 +111,104 @@ async def test_secrets_stay_out_of_the_log_even_at_debug(
     database_secrets = load_settings(env).database_secrets  # the PostgreSQL URL and its password
     for secret in (discord_server.token, qwen.api_key, interaction.token, *filter(None, database_secrets)):
         assert secret not in log
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def is_log_line(line: str) -> bool:
+    """A line the bot's log formatter wrote (a traceback's lines are not)."""
+    return re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", line) is not None
+
+
+async def test_the_start_up_log_says_nothing_about_voice(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    process = await spawn_bot(clean_env(**bot_env), tmp_path)
+    try:
+        log = await read_until(process, "invite the bot with")
+        await discord_server.wait_ready(timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process)
+    assert process.returncode == 0, log[-2000:]
+    assert "voice" not in log.lower()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL takes several processes
+async def test_a_second_process_on_the_same_database_exits_3_with_one_line(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    env = clean_env(**bot_env)
+    first = await spawn_bot(env, tmp_path)
+    try:
+        await read_until(first, "invite the bot with")
+        code, stderr = await run_bot_process(env, tmp_path, timeout=15)
+        assert code == 3
+        assert stderr.splitlines() == [
+            f"qwen-imagine: another bot process is using the database {bot_env['DATABASE_PATH']}; "
+            "stop it first (or use PostgreSQL for several processes)."
+        ]
+    finally:
+        first.kill()  # SIGKILL: the lock goes with the process
+        await first.wait()
+    third = await spawn_bot(env, tmp_path)
+    try:
+        await read_until(third, "invite the bot with")
+    finally:
+        third.send_signal(signal.SIGTERM)
+        log = await finish(third)
+    assert third.returncode == 0, log[-2000:]
+
+
+async def test_an_unreachable_discord_is_retried_one_line_per_attempt_until_sigterm(
+    tmp_path: Path, bot_env: dict[str, str]
+) -> None:
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/v10"
+    process = await spawn_bot(clean_env(**{**bot_env, "DISCORD_API_BASE_URL": unreachable}), tmp_path)
+    try:
+        log = await read_until(process, "cannot reach Discord")
+        log += await read_until(process, "cannot reach Discord")  # it tried again
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process, timeout=10)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log
+    assert all(is_log_line(line) for line in log.splitlines()), log
+    attempts = [line for line in log.splitlines() if "cannot reach Discord" in line]
+    assert f"cannot reach Discord at {unreachable} (ClientConnectorError: Cannot connect to host" in attempts[0]
+    assert "retrying in 1 s" in attempts[0] and "retrying in 2 s" in attempts[1]
+
+
+async def test_an_unreachable_gateway_is_one_line_per_attempt_and_sigterm_still_stops_at_once(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    unreachable = f"ws://127.0.0.1:{closed_port()}/"
+    process = await spawn_bot(clean_env(**{**bot_env, "DISCORD_GATEWAY_URL": unreachable}), tmp_path)
+    try:
+        log = await read_until(process, "cannot reach Discord's gateway")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process, timeout=10)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log
+    assert all(is_log_line(line) for line in log.splitlines()), log
+
+
+async def test_sigterm_in_the_middle_of_the_gateway_handshake_exits_0_quietly(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    discord_server.gateway.greeting.clear()  # the bot's socket is open, its HELLO not yet sent
+    process = await spawn_bot(clean_env(**bot_env), tmp_path)
+    try:
+        log = await read_until(process, "invite the bot with")
+        await discord_server.wait_for(lambda: discord_server.gateway.sockets)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log

@@ -11,9 +11,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from bot.db import GenerationRecord, GenerationRepository, NewGeneration
+from bot.db import GenerationRecord, GenerationRepository, NewGeneration, Status
 from bot.download import ImageDownloader, PngImage
-from bot.errors import ForeignGeneration, GenerationUnavailable, InvalidRequest, NotAllowed, QwenImagineError
+from bot.errors import (
+    ForeignGeneration,
+    GenerationUnavailable,
+    Interrupted,
+    InvalidRequest,
+    NotAllowed,
+    QwenImagineError,
+    UploadFailed,
+)
 from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
@@ -293,6 +301,17 @@ class GenerationService:
     async def requeue(self, generation_ids: list[int]) -> None:
         """Put interrupted generations back in the queue for the next start."""
         await self._generations.mark_queued(generation_ids)
+
+    async def cut_short(self, generation_id: int) -> QwenImagineError:
+        """Shutdown's grace period ended after the image was generated, before it was posted. A stored
+        async task gives the image again for free, so the request resumes at the next start; a sync
+        image was paid for but cannot be collected after a restart: undelivered (reported, not counted)."""
+        record = await self._generations.get(generation_id)
+        if record is not None and record.status is Status.RUNNING and record.task_id:
+            await self._generations.mark_queued([generation_id])
+            return Interrupted()
+        await asyncio.shield(self._generations.mark_undelivered(generation_id, error_code=Interrupted.code))
+        return UploadFailed(Interrupted.code, "the bot restarted before it could be posted. Please ask again.")
 
     async def abandon(self, generation_id: int, code: str) -> None:
         """Give up on a generation: failed, so it is not counted against any limit."""

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+#: After the grace period, how long interrupted requests get to tell their members.
+FAREWELL_SECONDS = 2.0
+
+
+class GraceOver(Exception):
+    """Shutdown's grace period ended before the body of `Scheduler.within_grace` finished."""
+
 
 class Scheduler(Generic[R]):
     """Runs jobs through the API's slots; see the module docstring."""
@@ -56,6 +63,10 @@ class Scheduler(Generic[R]):
         self._deliveries = 0
         self._no_deliveries = asyncio.Event()
         self._no_deliveries.set()
+        self._delivery_tasks: dict[asyncio.Task[object], int] = {}
+        #: When shutdown's grace period ends (event loop time); None until shutdown begins.
+        self._grace_ends: float | None = None
+        self._grace_timeouts: set[asyncio.Timeout] = set()
         #: How often the API answered 429 (for logs and tests).
         self.throttle_count = 0
 
@@ -87,47 +98,91 @@ class Scheduler(Generic[R]):
 
     @contextlib.asynccontextmanager
     async def delivering(self) -> AsyncIterator[None]:
-        """Wrap a request's whole life, delivery included, so that shutdown waits for its last message."""
+        """Wrap a request's whole life, delivery included, so that shutdown waits for its last message
+        (and, once even the time to say goodbye is over, cancels it)."""
+        task = asyncio.current_task()
         self._deliveries += 1
         self._no_deliveries.clear()
+        if task is not None:
+            self._delivery_tasks[task] = self._delivery_tasks.get(task, 0) + 1
         try:
             yield
         finally:
             self._deliveries -= 1
             if not self._deliveries:
                 self._no_deliveries.set()
+            if task is not None:
+                self._delivery_tasks[task] -= 1
+                if not self._delivery_tasks[task]:
+                    del self._delivery_tasks[task]
+
+    @contextlib.asynccontextmanager
+    async def within_grace(self) -> AsyncIterator[None]:
+        """Run the body (fetching and posting an image) until shutdown's grace period ends; past it the
+        body is cancelled and GraceOver raised, so the caller can settle the request and say so."""
+        timeout = asyncio.timeout(self._grace_ends)
+        try:
+            async with timeout:
+                self._grace_timeouts.add(timeout)
+                try:
+                    yield
+                finally:
+                    self._grace_timeouts.discard(timeout)
+        except TimeoutError:
+            if timeout.expired():
+                raise GraceOver() from None
+            raise
 
     def ensure_accepting(self) -> None:
         """Raise Restarting once shutdown has begun."""
         if not self.accepting:
             raise Restarting()
 
-    async def stop(self, grace: float) -> list[Job[R]]:
-        """Stop taking jobs, give running ones `grace` seconds, then interrupt the rest.
+    async def stop(self, grace: float, *, farewell: float = FAREWELL_SECONDS) -> list[Job[R]]:
+        """Shut down against one deadline. Waiting jobs are interrupted at once (they keep their place
+        for the next start). Running jobs and every delivery (API call, download, upload) share
+        `grace` seconds; then API calls are cancelled and deliveries cut short (`within_grace`). The
+        requests so interrupted get `farewell` seconds more to tell their members; whatever is still
+        going after that is cancelled.
 
         Returns the interrupted jobs; their waiters get Interrupted, so they can say so."""
+        loop = asyncio.get_running_loop()
+        self._grace_ends = loop.time() + grace
         self.accepting = False
+        for timeout in list(self._grace_timeouts):
+            timeout.reschedule(self._grace_ends)
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
         if self._reporter is not None:
             self._reporter.cancel()
-        unfinished = list(self._running) + list(self._queue.in_order())
+        waiting = list(self._queue.in_order())
+        while len(self._queue):
+            self._queue.pop()
+        _interrupt(waiting)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(), timeout=max(0.0, self._grace_ends - loop.time()))
+        running = list(self._running)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        while len(self._queue):
-            self._queue.pop()
-        for job in unfinished:
-            if not job.future.done():
-                job.future.set_exception(Interrupted())
-        # Let the interrupted requests tell their members before the connection closes.
+        _interrupt(running)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._no_deliveries.wait(), timeout=5)
-        return unfinished
+            await asyncio.wait_for(self._no_deliveries.wait(), timeout=self._grace_ends + farewell - loop.time())
+        if self._delivery_tasks:
+            log.warning("cancelling %d requests that could not finish in time", len(self._delivery_tasks))
+            stragglers = list(self._delivery_tasks)
+            for straggler in stragglers:
+                straggler.cancel()
+            await asyncio.wait(stragglers, timeout=0.5)
+        return running + waiting
+
+    async def _drained(self) -> None:
+        """Every running job and every delivery has finished."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self._no_deliveries.wait()
 
     # ---------------------------------------------------------------- jobs
     async def run(self, job: Job[R]) -> R:
@@ -215,6 +270,13 @@ class Scheduler(Generic[R]):
         if self._limit < self.max_concurrency and self._clock() >= self._hold_until:
             self._limit = min(float(self.max_concurrency), self._limit + 1 / self.limit)
             self._wake.set()
+
+
+def _interrupt(jobs: list[Job[R]]) -> None:
+    """Tell the waiters of `jobs` that shutdown stopped them."""
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(Interrupted())
 
 
 def _quietly(report: Callable[[], None]) -> None:

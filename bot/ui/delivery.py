@@ -59,9 +59,7 @@ def upload_failure(error: BaseException | None) -> UploadFailed:
 async def record_undelivered(services: Services, generation_id: int, error: BaseException | None) -> UploadFailed:
     """Mark a made image undelivered (billed, reported, not counted against limits); return the failure."""
     failure = upload_failure(error)
-    log.warning(
-        "generation %d was made but not posted: %s", generation_id, describe(error) if error else "no channel"
-    )
+    log.warning("generation %d was made but not posted: %s", generation_id, describe(error) if error else "no channel")
     await services.generation.mark_undelivered(generation_id, failure.code)
     return failure
 

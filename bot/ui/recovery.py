@@ -13,6 +13,7 @@ from bot.db import GenerationRecord
 from bot.errors import Interrupted, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
 from bot.services.jobs import Job
+from bot.services.scheduler import GraceOver
 from bot.ui.delivery import SEND_ERRORS, record_undelivered
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.replies import post_to_channel, send_to_channel
@@ -27,9 +28,8 @@ RESUME_WITHIN_SECONDS = 6 * 3600
 CHANNEL_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
-async def resume_unfinished(client: discord.Client, services: Services) -> None:
-    """Resume or fail every generation a previous process left unfinished."""
-    records = await services.generation.unfinished()
+async def resume_unfinished(client: discord.Client, services: Services, records: list[GenerationRecord]) -> None:
+    """Resume or fail `records`, the generations a previous process left unfinished."""
     if records:
         log.info("resuming %d generations left unfinished by the previous run", len(records))
         await asyncio.gather(*(_resume(client, services, record) for record in records))
@@ -74,7 +74,11 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
                 )
             )
-            result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
+            async with services.scheduler.within_grace():
+                result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
+        except GraceOver:
+            await _tell(channel, record, await services.generation.cut_short(record.id))
+            return
         except QwenImagineError as error:
             if isinstance(error, Restarting):
                 error = Interrupted()  # still queued: it is resumed at the next start, as the member is told
@@ -86,14 +90,18 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             )
             return
         try:
-            message = await send_to_channel(
-                channel,
-                record.member_id,
-                content="here is the image you asked for before the bot restarted:",
-                embed=result_embed(result, None),
-                file=lambda: result_file(result),
-                view=result_view(record.id),
-            )
+            async with services.scheduler.within_grace():
+                message = await send_to_channel(
+                    channel,
+                    record.member_id,
+                    content="here is the image you asked for before the bot restarted:",
+                    embed=result_embed(result, None),
+                    file=lambda: result_file(result),
+                    view=result_view(record.id),
+                )
+        except GraceOver:
+            await _tell(channel, record, await services.generation.cut_short(record.id))
+            return
         except SEND_ERRORS as send_error:
             failure = await record_undelivered(services, record.id, send_error)
             await post_to_channel(
@@ -102,3 +110,8 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             return
         await services.generation.remember_message(record.id, channel_id=message.channel.id, message_id=message.id)
         client.dispatch("generation_delivered", record.id)
+
+
+async def _tell(channel: discord.abc.Messageable, record: GenerationRecord, error: QwenImagineError) -> None:
+    """Post why a resumed request has no image (yet)."""
+    await post_to_channel(channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None)

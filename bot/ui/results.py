@@ -14,6 +14,7 @@ from bot.errors import CannotPostHere, OutcomeUnknown, QwenImagineError, Restart
 from bot.services import Services
 from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
+from bot.services.scheduler import GraceOver
 from bot.ui.delivery import deliver_result
 from bot.ui.failures import report_error
 from bot.ui.permissions import missing_result_permissions, refusal_code
@@ -122,27 +123,35 @@ async def generate_and_deliver(
                         observer=progress,
                     )
                 )
-                result = await services.generation.fetch(
-                    generation_id, request, generated, max_bytes=interaction.filesize_limit
-                )
+                async with scheduler.within_grace():
+                    result = await services.generation.fetch(
+                        generation_id, request, generated, max_bytes=interaction.filesize_limit
+                    )
             finally:
                 # Before any answer: a progress edit still on its way must not land after it.
                 await progress.close()
+        except GraceOver:
+            await report_error(interaction, await services.generation.cut_short(generation_id))
+            return
         except QwenImagineError as error:
             await _report_failure(interaction, services, generation_id, error)
             return
         except Exception as error:
             await _release(services, generation_id, type(error).__name__)
             raise
-        await deliver_result(
-            interaction,
-            services,
-            generation_id,
-            content=credit.line() if credit else None,
-            embed=result_embed(result, interaction.user),
-            file=lambda: result_file(result),
-            view=result_view(generation_id),
-        )
+        try:
+            async with scheduler.within_grace():
+                await deliver_result(
+                    interaction,
+                    services,
+                    generation_id,
+                    content=credit.line() if credit else None,
+                    embed=result_embed(result, interaction.user),
+                    file=lambda: result_file(result),
+                    view=result_view(generation_id),
+                )
+        except GraceOver:
+            await report_error(interaction, await services.generation.cut_short(generation_id))
 
 
 async def _acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:

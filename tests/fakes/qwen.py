@@ -85,6 +85,10 @@ class FakeQwen:
         self._task_failures: tuple[str, str] | None = None
         self._open = asyncio.Event()
         self._open.set()
+        self._downloads_open = asyncio.Event()
+        self._downloads_open.set()
+        #: Result downloads being held by `hold_downloads()`.
+        self.downloads_held = 0
         self._permits = asyncio.Semaphore(0)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -110,6 +114,7 @@ class FakeQwen:
     async def close(self) -> None:
         """Stop serving; release held requests first."""
         self.release()
+        self.release_downloads()
         if self._runner:
             await self._runner.cleanup()
 
@@ -204,6 +209,14 @@ class FakeQwen:
             request.transport.close()
         recorded.finished = time.monotonic()
         return True
+
+    def hold_downloads(self) -> None:
+        """Keep result downloads (GET /oss/...) waiting, unanswered, until `release_downloads()`."""
+        self._downloads_open.clear()
+
+    def release_downloads(self) -> None:
+        """Answer held result downloads, and stop holding them."""
+        self._downloads_open.set()
 
     async def _pass_gate(self) -> None:
         if self._open.is_set():
@@ -367,6 +380,7 @@ class FakeQwen:
         task = self._tasks.get(task_id)
         request_id = f"req-{next(self._ids)}"
         if task is None:
+            # An id it never issued (or expired): how `python -m bot check` tests a key without paying.
             output: dict[str, Any] = {"task_id": task_id, "task_status": "UNKNOWN"}
         elif not self._task_done(task):
             output = {"task_id": task_id, "task_status": "RUNNING"}
@@ -388,6 +402,10 @@ class FakeQwen:
 
     async def _oss(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
+        if not self._downloads_open.is_set():
+            self.downloads_held += 1
+            await self._notify()
+            await self._downloads_open.wait()
         if name in self._files:
             data, content_type = self._files[name]
             return web.Response(body=data, content_type=content_type)

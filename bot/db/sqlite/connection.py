@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot.db.database import Parameters, Queries, Row, load_migrations
 from bot.db.dialect import SQLITE
+from bot.db.lock import DatabaseLock, lock_database
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +52,36 @@ class SqliteQueries:
 class SqliteDatabase:
     """One aiosqlite connection for the bot's work; writes go through `transaction()` (or hold the
     write lock for one statement) so they never interleave. A second connection, in its own thread,
-    checkpoints the write-ahead log in the background, so no request ever waits for it."""
+    checkpoints the write-ahead log in the background, so no request ever waits for it. While open,
+    it holds the file's lock (`bot.db.lock`): one bot process per database."""
 
     dialect = SQLITE
 
-    def __init__(self, connection: aiosqlite.Connection, checkpointer: aiosqlite.Connection) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, checkpointer: aiosqlite.Connection, lock: DatabaseLock | None = None
+    ) -> None:
         self.connection = connection
         self._queries = SqliteQueries(connection)
         self._checkpointer = checkpointer
+        self._lock = lock
         self._write_lock = asyncio.Lock()
         self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: Path, *, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> SqliteDatabase:
-        """Open (creating the file and its folder) and migrate the database at `path`."""
+    async def open(
+        cls, path: Path, *, checkpoint_seconds: float = CHECKPOINT_SECONDS, exclusive: bool = True
+    ) -> SqliteDatabase:
+        """Open (creating the file and its folder) and migrate the database at `path`; DatabaseInUse
+        if another process has it open. `exclusive=False` leaves the process lock alone: for a reader
+        beside the bot (a test), never for a second bot."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
+        lock = lock_database(path) if exclusive else None  # before anything reads the queue or migrates
+        try:
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         connection.row_factory = dict_row  # type: ignore[assignment]  # sqlite3 takes any callable
         try:
             await connection.execute("PRAGMA journal_mode = WAL")
@@ -78,8 +93,10 @@ class SqliteDatabase:
             checkpointer = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             await connection.close()
+            if lock is not None:
+                lock.release()
             raise
-        database = cls(connection, checkpointer)
+        database = cls(connection, checkpointer, lock)
         try:
             await database.migrate()
         except BaseException:
@@ -89,15 +106,19 @@ class SqliteDatabase:
         return database
 
     async def close(self) -> None:
-        """Stop checkpointing, checkpoint fully, and close both connections."""
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            await asyncio.gather(self._checkpoints, return_exceptions=True)
-        async with self._write_lock:
-            await self.connection.execute("PRAGMA optimize")
-            await self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            await self.connection.close()
-        await self._checkpointer.close()
+        """Stop checkpointing, checkpoint fully, close both connections, and release the lock."""
+        try:
+            if self._checkpoints is not None:
+                self._checkpoints.cancel()
+                await asyncio.gather(self._checkpoints, return_exceptions=True)
+            async with self._write_lock:
+                await self.connection.execute("PRAGMA optimize")
+                await self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                await self.connection.close()
+            await self._checkpointer.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     async def checkpoint(self) -> tuple[int, int]:
         """Copy committed pages from the write-ahead log into the database without blocking anyone;

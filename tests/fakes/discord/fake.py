@@ -73,6 +73,10 @@ class FakeDiscord(Invocations):
         #: Interaction callbacks waiting for release_callbacks().
         self.held_callbacks = 0
         self._callback_drops = 0
+        self._uploads_open = asyncio.Event()
+        self._uploads_open.set()
+        #: Uploads (multipart requests) being held by `hold_uploads()`.
+        self.uploads_held = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
@@ -89,6 +93,7 @@ class FakeDiscord(Invocations):
 
     async def close(self) -> None:
         """Close gateway sockets and stop the server."""
+        self.release_uploads()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -245,6 +250,21 @@ class FakeDiscord(Invocations):
         return True
 
     # -- waiting ---------------------------------------------------------------------------------
+
+    def hold_uploads(self) -> None:
+        """Keep every request that uploads files waiting, unanswered, until `release_uploads()`."""
+        self._uploads_open.clear()
+
+    def release_uploads(self) -> None:
+        """Answer held uploads, and stop holding them."""
+        self._uploads_open.set()
+
+    async def pass_upload_gate(self) -> None:
+        """Wait here while uploads are held (called for each multipart request)."""
+        if not self._uploads_open.is_set():
+            self.uploads_held += 1
+            await self.changed()
+            await self._uploads_open.wait()
 
     async def changed(self) -> None:
         """Wake every wait_for (called after each request and gateway frame)."""

@@ -90,6 +90,9 @@ class Gateway:
         self._dropped: set[web.WebSocketResponse] = set()
         self.accepting = asyncio.Event()
         self.accepting.set()
+        #: Cleared by a test to keep connected clients waiting for HELLO (mid-handshake).
+        self.greeting = asyncio.Event()
+        self.greeting.set()
 
     @property
     def connected(self) -> bool:
@@ -106,7 +109,9 @@ class Gateway:
         queue: asyncio.Queue[Frame] = asyncio.Queue()
         writer = asyncio.create_task(self._writer(ws, queue))
         session: GatewaySession | None = None
+        await self.fake.changed()
         try:
+            await self.greeting.wait()
             if request.query.get("v", "10") != "10":
                 await ws.close(code=4012, message=b"Invalid API version")
                 return ws
@@ -294,6 +299,7 @@ class Gateway:
     async def close(self) -> None:
         """Close every socket (server shutdown)."""
         self.accepting.set()
+        self.greeting.set()
         for ws in list(self.sockets):
             self._dropped.add(ws)
             await ws.close(code=1001, message=b"server shutdown")

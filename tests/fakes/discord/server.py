@@ -84,6 +84,8 @@ async def _handle(
         return limited, {}
     if api and fake.check_spec:
         await _check_against_spec(request)
+    if request.content_type == "multipart/form-data":
+        await fake.pass_upload_gate()
     return await handler(request), limited
 
 
