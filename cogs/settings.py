@@ -155,6 +155,13 @@ class SettingsCog(commands.Cog):
         guild_id = guild_id_of(interaction)
         if channel is not None:
             _same_guild(channel, guild_id)
+            granted = channel.permissions_for(channel.guild.me)
+            if not (granted.view_channel and granted.send_messages):
+                await self._answer(
+                    interaction,
+                    f"I can't post in {channel.mention}: let me View Channel and Send Messages there first.",
+                )
+                return
         entry = await self.services.settings.set_log_channel(
             guild_id, channel.id if channel else None, by=interaction.user.id
         )

@@ -3,8 +3,10 @@ and every change is on record (/settings audit, the log channel): through the fa
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import discord
 import pytest
 
 from bot.client import QwenImagineBot
@@ -416,3 +418,23 @@ async def test_settings_show_has_the_whole_configuration_and_the_content_filter_
     assert "stop posting" not in shown
     assert "Changes are no longer posted" in await settings(discord_server, world, "log-channel")
     assert "Log channel: none" in await settings(discord_server, world, "show")
+
+
+async def test_a_log_channel_the_bot_cannot_post_in_is_refused_and_a_lost_one_never_fails_a_change(
+    discord_server: FakeDiscord, world: World, bot: QwenImagineBot, db: TestDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = world.guild.add_channel("closed")
+    closed.set_permissions(world.guild.everyone, deny=discord.Permissions(send_messages=True).value)
+    assert "I can't post in" in await settings(discord_server, world, "log-channel", channel=closed)
+    assert await db.value("SELECT COUNT(*) FROM guild_log_channels") == 0
+
+    modlog = world.guild.add_channel("mod-log")
+    await settings(discord_server, world, "log-channel", channel=modlog)
+    await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 1)
+    # The bot loses access later: the change still goes through and is recorded; the failure is logged.
+    modlog.set_permissions(world.guild.everyone, deny=discord.Permissions(send_messages=True).value)
+    with caplog.at_level(logging.WARNING, logger="bot.ui.audit_log"):
+        assert "will be refused" in await settings(discord_server, world, "words add", word="gore")
+        await discord_server.wait_for(lambda: "could not post settings change" in caplog.text)
+    assert await db.value("SELECT COUNT(*) FROM settings_audit") == 2
+    assert len(modlog.visible_messages()) == 1

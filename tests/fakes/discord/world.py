@@ -70,6 +70,8 @@ class FakeChannel:
         kind = 1 if isinstance(target, FakeMember) else 0
         self.permission_overwrites = [o for o in self.permission_overwrites if int(o["id"]) != target.id]
         self.permission_overwrites.append({"id": str(target.id), "type": kind, "allow": str(allow), "deny": str(deny)})
+        if self.id in self.guild.channels:  # Discord announces the change to the guild's sessions
+            self.guild.world.emit("CHANNEL_UPDATE", self.to_payload())
 
     def get_message(self, message_id: int) -> FakeMessage | None:
         """A message by id, deleted or not."""
