@@ -376,3 +376,19 @@ def test_a_member_gets_the_most_generous_of_their_roles_values() -> None:
     nobody = {s.limit.key: s for s in limits_for_member(defaults, own, roles, (99,))}
     assert nobody[(Scope.MEMBER, Window.HOUR)] == SourcedLimit(Limit(Scope.MEMBER, Window.HOUR, 3), "server")
     assert (Scope.MEMBER, Window.WEEK) not in nobody
+
+
+async def test_returning_a_limit_to_its_default_is_audited_even_when_the_number_is_the_same(
+    discord_server: FakeDiscord, world: World, limited: QwenImagineBot, db: TestDatabase
+) -> None:
+    for options in ({"max": 2}, {}):
+        await (
+            await discord_server.invoke_command(
+                world.moderator, world.channel, "limits", {"scope": "member", "window": "hour", **options}, "set"
+            )
+        ).wait_answer()
+    rows = await db.rows("SELECT setting, old_value, new_value FROM settings_audit ORDER BY id")
+    assert [(r["setting"], r["old_value"], r["new_value"]) for r in rows] == [
+        ("limit member/hour", "2 (default)", "2"),
+        ("limit member/hour", "2", "2 (default)"),
+    ]

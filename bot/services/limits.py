@@ -95,12 +95,12 @@ class LimitsService:
         self, guild_id: int, scope: Scope, window: Window, max_count: int | None, *, by: int
     ) -> AuditEntry | None:
         """Set the guild's own value for a pair, or (max_count None) return the pair to its default."""
-        before = _value(await self.effective(guild_id), scope, window)
+        before = await self._value(guild_id, scope, window)
         if max_count is None:
             await self._repo.clear_limit(guild_id, scope, window)
         else:
             await self._repo.set_limit(guild_id, Limit(scope, window, max_count), by=by, at=self._clock())
-        after = _value(await self.effective(guild_id), scope, window)
+        after = await self._value(guild_id, scope, window)
         return await self._audit.record(guild_id, by, f"limit {scope.value}/{window.value}", before, after)
 
     async def set_role_limit(
@@ -173,7 +173,10 @@ class LimitsService:
             rows.append(LimitRow(limit, limit.key not in own, defaults.get(limit.key), server_use, busiest))
         return tuple(rows)
 
-
-def _value(limits: tuple[Limit, ...], scope: Scope, window: Window) -> str:
-    """A pair's effective value as the audit records it (`none` when no limit applies)."""
-    return next((str(limit.max_count) for limit in limits if limit.key == (scope, window)), "none")
+    async def _value(self, guild_id: int, scope: Scope, window: Window) -> str:
+        """A pair's value as the audit records it: `7`, `5 (default)`, or `none` when no limit applies."""
+        own = next((limit for limit in await self._repo.own_limits(guild_id) if limit.key == (scope, window)), None)
+        if own is not None:
+            return str(own.max_count)
+        default = next((limit for limit in self.defaults if limit.key == (scope, window)), None)
+        return f"{default.max_count} (default)" if default is not None else "none"
