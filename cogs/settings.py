@@ -162,11 +162,14 @@ class SettingsCog(commands.Cog):
                     f"I can't post in {channel.mention}: let me View Channel and Send Messages there first.",
                 )
                 return
+        previous = await self.services.settings.audit.log_channel(guild_id)
         entry = await self.services.settings.set_log_channel(
             guild_id, channel.id if channel else None, by=interaction.user.id
         )
         text = f"Settings changes will be posted in {channel.mention}." if channel else "Changes are no longer posted."
-        await self._answer(interaction, text, entry)
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        # The channel left behind hears that it is no longer the log channel.
+        await announce(interaction, self.services, entry, to=None if channel else previous)
 
 
 def _same_guild(channel: discord.abc.GuildChannel, guild_id: int) -> None:

@@ -65,6 +65,8 @@ async def configure_moderation(discord_server: FakeDiscord, world: World) -> Fak
     await moderate(
         discord_server, world, "set", scope="member", window="week", max=9, role=world.guild.add_role("vips")
     )
+    # Changes are posted after their answers: both posts are in before the bot stops.
+    await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 2)
     return modlog
 
 

@@ -122,9 +122,9 @@ async def test_every_change_is_audited_and_posted_in_the_log_channel_without_pin
     assert {(r["guild_id"], r["actor_id"]) for r in rows} == {(world.guild.id, mod.id)}
 
     await discord_server.wait_for(lambda: len(modlog.visible_messages()) == len(rows))
-    posts = modlog.visible_messages()
-    assert f"{mod.mention} changed **limit member/hour**: none → 7" in posts[1].content
-    assert vips.mention in posts[2].content
+    posts = modlog.visible_messages()  # each is posted after its answer: in any order
+    assert any(f"{mod.mention} changed **limit member/hour**: none → 7" in post.content for post in posts)
+    assert any(f"**role limit {vips.mention} member/hour**: none → 30" in post.content for post in posts)
     for post in posts:
         assert post.author.id == discord_server.world.bot_user.id
         assert post.pinged_user_ids() == set() and post.pinged_role_ids() == set()
@@ -151,8 +151,12 @@ async def test_settings_show_has_the_whole_configuration_and_the_content_filter_
     assert f"{vips.mention}: 9 per member per hour" in shown
     assert "moderators included" in shown
     assert "stop posting" not in shown
+    await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 2)  # log channel, role
     assert "Changes are no longer posted" in await settings(discord_server, world, "log-channel")
     assert "Log channel: none" in await settings(discord_server, world, "show")
+    # The channel left behind is told it is no longer the log channel.
+    await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 3)
+    assert f"**log channel**: {modlog.mention} → none" in modlog.visible_messages()[-1].content
 
 
 async def test_a_log_channel_the_bot_cannot_post_in_is_refused_and_a_lost_one_never_fails_a_change(

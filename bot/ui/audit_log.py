@@ -21,12 +21,14 @@ def audit_line(entry: AuditEntry) -> str:
     return f"<t:{int(entry.at)}:f> <@{entry.actor_id}> changed **{entry.setting}**: {old} → {new}"
 
 
-async def announce(interaction: discord.Interaction[Any], services: Services, entry: AuditEntry | None) -> None:
-    """Post a recorded change in the guild's log channel (after the moderator has had their answer);
-    a channel the bot can't post in is logged, never an error for the moderator."""
+async def announce(
+    interaction: discord.Interaction[Any], services: Services, entry: AuditEntry | None, *, to: int | None = None
+) -> None:
+    """Post a recorded change in the guild's log channel, or in channel `to` (after the moderator has had
+    their answer); a channel the bot can't post in is logged, never an error for the moderator."""
     if entry is None:
         return
-    channel_id = await services.settings.audit.log_channel(entry.guild_id)
+    channel_id = to or await services.settings.audit.log_channel(entry.guild_id)
     if channel_id is None:
         return
     channel = interaction.client.get_partial_messageable(channel_id, guild_id=entry.guild_id)
