@@ -17,6 +17,7 @@ from bot.db import (
     SqlGenerationRepository,
     SqlLimitsRepository,
     SqlMetaRepository,
+    SqlModerationRepository,
     SqlUsageRepository,
     open_database,
 )
@@ -24,9 +25,11 @@ from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.qwen import GeneratedImage, QwenImageClient, RetryPolicy
 from bot.services import Services
+from bot.services.audit import AuditTrail
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
+from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
 from bot.settings import Settings
 
@@ -69,12 +72,15 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 default_size=settings.default_size,
                 use_async_tasks=settings.use_async_tasks,
             )
+            moderation = SqlModerationRepository(database)
+            audit = AuditTrail(moderation)
             services = Services(
                 generation=generation,
                 limits=LimitsService(
                     SqlLimitsRepository(database),
                     settings.default_limits,
                     caps=QueueCaps(settings.max_jobs_per_member, settings.max_jobs_per_guild),
+                    audit=audit,
                 ),
                 usage=UsageService(
                     SqlUsageRepository(database),
@@ -83,6 +89,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 ),
                 scheduler=scheduler,
                 meta=SqlMetaRepository(database),
+                settings=SettingsService(moderation, audit),
             )
             async with QwenImagineBot(settings, services) as bot:
                 yield bot

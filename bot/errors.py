@@ -189,3 +189,34 @@ class OutcomeUnknown(ApiError):
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__("OutcomeUnknown", message, status=status)
+
+
+class WrongChannel(QwenImagineError):
+    """The server lets members generate only in some channels, and this is not one of them."""
+
+    code = "wrong_channel"
+
+    def __init__(self, allowed: tuple[int, ...]) -> None:
+        shown = ", ".join(f"<#{channel_id}>" for channel_id in allowed[:10])
+        more = f" (and {len(allowed) - 10} more)" if len(allowed) > 10 else ""
+        super().__init__(
+            "channel not allowed",
+            user_message=f"Images can't be made in this channel. This server makes them in {shown}{more}.",
+        )
+        self.allowed = allowed
+
+
+class BlockedWordUsed(QwenImagineError):
+    """A prompt contains a word or phrase the server's moderators have blocked."""
+
+    code = "blocked_word"
+
+    def __init__(self, entry: str, field: str) -> None:
+        super().__init__(
+            "blocked word",
+            user_message=(
+                f"Your {field} contains “{entry}”, which this server's moderators have blocked. "
+                "Please rephrase it and try again."
+            ),
+        )
+        self.entry = entry

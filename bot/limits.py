@@ -84,3 +84,48 @@ def effective_limits(defaults: tuple[Limit, ...], own: tuple[Limit, ...]) -> tup
     merged.update({limit.key: limit for limit in own})
     order = {(s, w): i for i, (s, w) in enumerate((s, w) for s in Scope for w in Window)}
     return tuple(sorted(merged.values(), key=lambda limit: order[limit.key]))
+
+
+@dataclass(frozen=True)
+class RoleLimit:
+    """A role's own value for one member window."""
+
+    role_id: int
+    window: Window
+    max_count: int
+
+
+@dataclass(frozen=True)
+class SourcedLimit:
+    """A limit as it applies to one member, and where its number comes from: `default`, `server`
+    (the guild's own value) or `role` (the most generous value among the member's roles)."""
+
+    limit: Limit
+    source: str
+    role_id: int | None = None
+
+    def describe_source(self) -> str:
+        """`default`, `this server's value` or `role <@&id>`."""
+        if self.source == "role":
+            return f"role <@&{self.role_id}>"
+        return "this server's value" if self.source == "server" else "default"
+
+
+def limits_for_member(
+    defaults: tuple[Limit, ...], own: tuple[Limit, ...], roles: tuple[RoleLimit, ...], role_ids: tuple[int, ...]
+) -> tuple[SourcedLimit, ...]:
+    """The limits that apply to a member holding `role_ids`: for each member window the most generous
+    value among their roles, else the guild's own value, else the default; server limits as they are."""
+    own_keys = {limit.key for limit in own}
+    sourced = {
+        limit.key: SourcedLimit(limit, "server" if limit.key in own_keys else "default")
+        for limit in effective_limits(defaults, own)
+    }
+    held = set(role_ids)
+    for role in sorted(roles, key=lambda r: (r.max_count, -r.role_id)):
+        if role.role_id in held:  # ascending: the most generous value is written last
+            sourced[(Scope.MEMBER, role.window)] = SourcedLimit(
+                Limit(Scope.MEMBER, role.window, role.max_count), "role", role.role_id
+            )
+    order = {(s, w): i for i, (s, w) in enumerate((s, w) for s in Scope for w in Window)}
+    return tuple(sorted(sourced.values(), key=lambda s: order[s.limit.key]))

@@ -22,7 +22,19 @@ from bot.settings import SettingsError, load_database_url
 EXIT_CONFIG = 2
 EXIT_REFUSED = 1
 #: Every table the bot keeps, parents before the rows that point at them.
-TABLES = ("meta", "guild_limits", "blocked_members", "generations")
+TABLES = (
+    "meta",
+    "guild_limits",
+    "blocked_members",
+    "generations",
+    "allowed_channels",
+    "blocked_words",
+    "role_limits",
+    "guild_log_channels",
+    "settings_audit",
+)
+#: Tables whose generated ids continue after the copied ones.
+IDENTITIES = ("generations", "settings_audit")
 
 
 class MigrationRefused(Exception):
@@ -84,11 +96,12 @@ async def _copy(source: SqliteDatabase, target: PostgresDatabase) -> dict[str, i
                     f"PostgreSQL at {target.where} already has {existing} generations; nothing was copied"
                 )
             counts = {table: await _copy_table(source, connection, table) for table in TABLES}
-            # New generations continue after the copied ids.
-            await connection.execute(
-                "SELECT setval(pg_get_serial_sequence('generations', 'id'), COALESCE(MAX(id), 0) + 1, false) "
-                "FROM generations"
-            )
+            # New rows continue after the copied ids.
+            for table in IDENTITIES:
+                await connection.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                    f"FROM {table}"
+                )
     return counts
 
 

@@ -14,9 +14,10 @@ from discord.ext import commands, tasks
 
 from bot.client import QwenImagineBot
 from bot.db.records import WindowUse
-from bot.limits import MAX_LIMIT, Scope, Window
+from bot.limits import MAX_LIMIT, RoleLimit, Scope, SourcedLimit, Window
 from bot.services.limits import LimitRow, LimitsService, discord_time
 from bot.services.usage import Period, UsageReport, UsageService
+from bot.ui.audit_log import announce
 from bot.ui.presentation import EMBED_COLOUR
 from bot.ui.replies import NO_MENTIONS
 
@@ -74,8 +75,9 @@ class LimitsCog(commands.Cog):
         guild_id = guild_id_of(interaction)
         rows = await self.limit_service.overview(guild_id)
         blocked = await self.limit_service.blocked(guild_id)
+        roles = await self.limit_service.role_limits(guild_id)
         await interaction.response.send_message(
-            embed=limits_embed(rows, blocked), ephemeral=True, allowed_mentions=NO_MENTIONS
+            embed=limits_embed(rows, blocked, roles), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
 
     @limits.command(name="set", description="Set this server's own value for one limit")
@@ -83,6 +85,7 @@ class LimitsCog(commands.Cog):
         scope="member: each member separately; server: everyone together",
         window="The sliding window the limit counts over (a month is 30 days)",
         max_count=f"Images allowed in the window (0 blocks, {MAX_LIMIT} lifts); leave out to use the default",
+        role="Set this role's value instead (member windows only); members get their most generous role's value",
     )
     @app_commands.rename(max_count="max")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -92,9 +95,24 @@ class LimitsCog(commands.Cog):
         scope: ScopeName,
         window: WindowName,
         max_count: app_commands.Range[int, 0, MAX_LIMIT] | None = None,
+        role: discord.Role | None = None,
     ) -> None:
         guild_id = guild_id_of(interaction)
-        await self.limit_service.set_limit(guild_id, Scope(scope), Window(window), max_count, by=interaction.user.id)
+        if role is not None:
+            entry = await self.limit_service.set_role_limit(
+                guild_id, role.id, Scope(scope), Window(window), max_count, by=interaction.user.id
+            )
+            text = (
+                f"{role.mention} members: {max_count} images per member per {window}."
+                if max_count is not None
+                else f"{role.mention} no longer has its own {window} value."
+            )
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await announce(interaction, self.bot.services, entry)
+            return
+        entry = await self.limit_service.set_limit(
+            guild_id, Scope(scope), Window(window), max_count, by=interaction.user.id
+        )
         rows = await self.limit_service.overview(guild_id)
         current = next((r for r in rows if r.limit.key == (Scope(scope), Window(window))), None)
         if current is None:
@@ -104,40 +122,45 @@ class LimitsCog(commands.Cog):
         else:
             text = f"Limit set: {current.limit.describe()}."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await announce(interaction, self.bot.services, entry)
 
     @limits.command(name="reset", description="Return every limit to the defaults")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def reset(self, interaction: discord.Interaction) -> None:
         guild_id = guild_id_of(interaction)
-        await self.limit_service.reset(guild_id)
+        entry = await self.limit_service.reset(guild_id, by=interaction.user.id)
         rows = await self.limit_service.overview(guild_id)
         blocked = await self.limit_service.blocked(guild_id)
+        roles = await self.limit_service.role_limits(guild_id)
         await interaction.response.send_message(
             "All limits are back to the defaults.",
-            embed=limits_embed(rows, blocked),
+            embed=limits_embed(rows, blocked, roles),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
+        await announce(interaction, self.bot.services, entry)
 
     @limits.command(name="block", description="Stop a member from generating images here")
     @app_commands.describe(member="The member to stop")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def block(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        changed = await self.limit_service.block(guild_id_of(interaction), member.id, by=interaction.user.id)
-        text = "can no longer generate images here." if changed else "was already blocked."
+        entry = await self.limit_service.block(guild_id_of(interaction), member.id, by=interaction.user.id)
+        text = "can no longer generate images here." if entry else "was already blocked."
         await interaction.response.send_message(
             f"{member.mention} {text}", ephemeral=True, allowed_mentions=NO_MENTIONS
         )
+        await announce(interaction, self.bot.services, entry)
 
     @limits.command(name="unblock", description="Allow a blocked member to generate images again")
     @app_commands.describe(member="The member to allow again")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def unblock(self, interaction: discord.Interaction, member: discord.Member) -> None:
-        changed = await self.limit_service.unblock(guild_id_of(interaction), member.id)
-        text = "can generate images again." if changed else "was not blocked."
+        entry = await self.limit_service.unblock(guild_id_of(interaction), member.id, by=interaction.user.id)
+        text = "can generate images again." if entry else "was not blocked."
         await interaction.response.send_message(
             f"{member.mention} {text}", ephemeral=True, allowed_mentions=NO_MENTIONS
         )
+        await announce(interaction, self.bot.services, entry)
 
     @app_commands.command(name="usage", description="Images, failures, denials and estimated cost in this server")
     @app_commands.describe(period="How far back to look", export="Attach every request of the period as a CSV file")
@@ -171,19 +194,29 @@ class LimitsCog(commands.Cog):
             text = "A moderator has paused image generation for you in this server."
             await interaction.response.send_message(text, ephemeral=True)
             return
-        uses = await self.limit_service.quota(guild_id, interaction.user.id)
+        user = interaction.user
+        role_ids = tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+        uses = await self.limit_service.quota(guild_id, user.id, role_ids)
         await interaction.response.send_message(embed=quota_embed(uses), ephemeral=True)
 
 
-def limits_embed(rows: tuple[LimitRow, ...], blocked: tuple[int, ...]) -> discord.Embed:
-    """/limits show: each effective limit, its origin and current use."""
+def limits_embed(
+    rows: tuple[LimitRow, ...], blocked: tuple[int, ...], roles: tuple[RoleLimit, ...] = ()
+) -> discord.Embed:
+    """/limits show: each effective limit, its origin and current use, and the roles' own values."""
     lines = [_limit_line(row) for row in rows] or ["No limits: members may generate without limit."]
     embed = discord.Embed(title="Image limits", description="\n".join(lines), colour=EMBED_COLOUR)
+    if roles:
+        shown = "\n".join(f"• <@&{r.role_id}>: {r.max_count} per member per {r.window.value}" for r in roles[:25])
+        embed.add_field(name="Role values (a member gets their most generous role's)", value=shown, inline=False)
     if blocked:
         shown = ", ".join(f"<@{member_id}>" for member_id in blocked[:40])
         more = f" and {len(blocked) - 40} more" if len(blocked) > 40 else ""
         embed.add_field(name="Blocked members", value=shown + more, inline=False)
-    embed.set_footer(text="Windows slide: 'hour' is the last 60 minutes. Failed images don't count.")
+    embed.set_footer(
+        text="Windows slide: 'hour' is the last 60 minutes. Failed images don't count. "
+        "Limits apply to everyone, moderators included, unless a role's value lifts them."
+    )
     return embed
 
 
@@ -220,9 +253,9 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     return embed
 
 
-def quota_embed(uses: tuple[WindowUse, ...]) -> discord.Embed:
-    """/quota: what the member may still create in each window."""
-    lines = [_quota_line(use) for use in uses] or ["No limits apply here."]
+def quota_embed(uses: tuple[tuple[WindowUse, SourcedLimit], ...]) -> discord.Embed:
+    """/quota: what the member may still create in each window, and where each number comes from."""
+    lines = [f"{_quota_line(use)} ({source.describe_source()})" for use, source in uses] or ["No limits apply here."]
     return discord.Embed(title="Your image quota", description="\n".join(lines), colour=EMBED_COLOUR)
 
 

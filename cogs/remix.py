@@ -19,7 +19,7 @@ from bot.ui.failures import report_error
 from bot.ui.presentation import details_embed, jump_url
 from bot.ui.remix_form import REMIX_FORM, parse_on_off, parse_seed, parse_size, remix_form, submitted_values
 from bot.ui.replies import NO_MENTIONS
-from bot.ui.results import RESULT_ACTION_EVENT, Credit, ResultButton, generate_and_deliver
+from bot.ui.results import RESULT_ACTION_EVENT, Credit, ResultButton, generate_and_deliver, origin_of
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class RemixCog(commands.Cog):
     async def open_remix_form(self, interaction: discord.Interaction[Any], record: GenerationRecord) -> None:
         """Open the remix form prefilled from the original."""
         record = self.services.generation.reusable(record)
+        await self.services.settings.check(record.guild_id or 0, origin_of(interaction))
         await interaction.response.send_modal(remix_form(record, self.services.generation.sizes))
 
     @commands.Cog.listener()

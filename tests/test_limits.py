@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bot.client import QwenImagineBot
-from bot.limits import Limit, Scope, Window, effective_limits, parse_limits
+from bot.limits import Limit, RoleLimit, Scope, SourcedLimit, Window, effective_limits, limits_for_member, parse_limits
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMember
@@ -353,3 +353,42 @@ def test_a_guild_value_replaces_the_default_for_its_pair_only() -> None:
         Limit(Scope.SERVER, Window.DAY, 200),
         Limit(Scope.SERVER, Window.MONTH, 1000),
     )
+
+
+def test_a_member_gets_the_most_generous_of_their_roles_values() -> None:
+    defaults = parse_limits("member/hour=2,member/day=10,server/day=100")
+    own = (Limit(Scope.MEMBER, Window.HOUR, 3),)
+    roles = (
+        RoleLimit(role_id=1, window=Window.HOUR, max_count=5),
+        RoleLimit(role_id=2, window=Window.HOUR, max_count=20),
+        RoleLimit(role_id=3, window=Window.HOUR, max_count=1),
+        RoleLimit(role_id=1, window=Window.WEEK, max_count=50),
+    )
+    both = {s.limit.key: s for s in limits_for_member(defaults, own, roles, (1, 2, 3))}
+    assert both[(Scope.MEMBER, Window.HOUR)] == SourcedLimit(Limit(Scope.MEMBER, Window.HOUR, 20), "role", 2)
+    assert both[(Scope.MEMBER, Window.DAY)] == SourcedLimit(Limit(Scope.MEMBER, Window.DAY, 10), "default")
+    assert both[(Scope.MEMBER, Window.WEEK)].limit.max_count == 50
+    assert both[(Scope.SERVER, Window.DAY)] == SourcedLimit(Limit(Scope.SERVER, Window.DAY, 100), "default")
+    # Without role 2 the next most generous applies; with no role at all, the server's own value.
+    assert {s.limit.key: s for s in limits_for_member(defaults, own, roles, (1, 3))}[
+        (Scope.MEMBER, Window.HOUR)
+    ].limit.max_count == 5
+    nobody = {s.limit.key: s for s in limits_for_member(defaults, own, roles, (99,))}
+    assert nobody[(Scope.MEMBER, Window.HOUR)] == SourcedLimit(Limit(Scope.MEMBER, Window.HOUR, 3), "server")
+    assert (Scope.MEMBER, Window.WEEK) not in nobody
+
+
+async def test_returning_a_limit_to_its_default_is_audited_even_when_the_number_is_the_same(
+    discord_server: FakeDiscord, world: World, limited: QwenImagineBot, db: TestDatabase
+) -> None:
+    for options in ({"max": 2}, {}):
+        await (
+            await discord_server.invoke_command(
+                world.moderator, world.channel, "limits", {"scope": "member", "window": "hour", **options}, "set"
+            )
+        ).wait_answer()
+    rows = await db.rows("SELECT setting, old_value, new_value FROM settings_audit ORDER BY id")
+    assert [(r["setting"], r["old_value"], r["new_value"]) for r in rows] == [
+        ("limit member/hour", "2 (default)", "2"),
+        ("limit member/hour", "2", "2 (default)"),
+    ]

@@ -11,7 +11,7 @@ import pytest
 from bot.db.postgres.connection import location
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.database import TestDatabase
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeChannel, FakeDiscord
 from tests.postgres import TestPostgres
 from tests.test_remix import click, original
 from tests.test_startup import clean_env
@@ -52,6 +52,24 @@ async def moderate(discord_server: FakeDiscord, world: World, subcommand: str, *
     return message.content + "".join(e.get("description", "") for e in message.embeds)
 
 
+async def configure_moderation(discord_server: FakeDiscord, world: World) -> FakeChannel:
+    """An allowed channel, a blocked word, a log channel and a role value; returns the log channel."""
+    modlog = world.guild.add_channel("mod-log")
+    for subcommand, options in (
+        ("channels add", {"channel": world.channel}),
+        ("words add", {"word": "gore"}),
+        ("log-channel", {"channel": modlog}),
+    ):
+        ix = await discord_server.invoke_command(world.moderator, world.channel, "settings", options, subcommand)
+        await ix.wait_answer()
+    await moderate(
+        discord_server, world, "set", scope="member", window="week", max=9, role=world.guild.add_role("vips")
+    )
+    # Changes are posted after their answers: both posts are in before the bot stops.
+    await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 2)
+    return modlog
+
+
 async def test_a_sqlite_installation_moves_to_postgresql_and_its_buttons_keep_working(
     tmp_path: Path,
     discord_server: FakeDiscord,
@@ -70,6 +88,7 @@ async def test_a_sqlite_installation_moves_to_postgresql_and_its_buttons_keep_wo
     denied = await (await imagine(discord_server, world.alice, world.channel)).wait_answer()
     assert "limit of 1 image per member per day" in denied.content
     await moderate(discord_server, world, "block", member=carol)
+    modlog = await configure_moderation(discord_server, world)
     before = await usage_fields(discord_server, world)
     copied = await db.generations()
     await bots.stop()
@@ -83,6 +102,11 @@ async def test_a_sqlite_installation_moves_to_postgresql_and_its_buttons_keep_wo
             f"  guild_limits     {1:>9}",
             f"  blocked_members  {1:>9}",
             f"  generations      {3:>9}",
+            f"  allowed_channels {1:>9}",
+            f"  blocked_words    {1:>9}",
+            f"  role_limits      {1:>9}",
+            f"  guild_log_channels {1:>9}",
+            f"  settings_audit   {6:>9}",
         ]
         # A second copy would mix two histories: refused in one line, nothing changed.
         code, out, err = await migrate(tmp_path, "--from-sqlite", bot_env["DATABASE_PATH"], DATABASE_URL=url)
@@ -103,19 +127,27 @@ async def test_a_sqlite_installation_moves_to_postgresql_and_its_buttons_keep_wo
         refused = await (await imagine(discord_server, carol, world.channel)).wait_answer()
         assert "paused image generation for you" in refused.content
         assert "1 image per member per day** (this server's own" in await moderate(discord_server, world, "show")
+        # The moderators' settings came along, and new changes are recorded after the copied ones.
+        refused = await (await imagine(discord_server, world.bob, world.channel, "gore")).wait_answer()
+        assert "“gore”" in refused.content
+        await moderate(discord_server, world, "unblock", member=carol)
+        await discord_server.wait_for(lambda: len(modlog.visible_messages()) == 3)
         await bots.wait_delivered(3)
         await bots.stop()
         migrated = TestDatabase({"DATABASE_URL": url})
         try:
             rows = await migrated.generations()
+            audit = [r["id"] for r in await migrated.rows("SELECT id FROM settings_audit ORDER BY id")]
         finally:
             await migrated.close()
+    assert audit == list(range(1, 8))
     assert rows[: len(copied)] == copied  # ids, parent links and every value, exactly
-    # New ids continue after the copied ones: the moderator's reroll, then carol's refused request.
+    # New ids continue after the copied ones: the moderator's reroll, then carol's and bob's refused requests.
     last = copied[-1]["id"]
     assert [(r["id"], r["parent_id"], r["member_id"], r["status"]) for r in rows[len(copied) :]] == [
         (last + 1, copied[0]["id"], world.moderator.id, "succeeded"),
         (last + 2, None, carol.id, "denied"),
+        (last + 3, None, world.bob.id, "denied"),
     ]
 
 

@@ -9,12 +9,14 @@ from bot.db.database import Database, DatabaseSetupError, Row
 from bot.db.generations import SqlGenerationRepository
 from bot.db.limits import SqlLimitsRepository
 from bot.db.meta import SqlMetaRepository
+from bot.db.moderation import SqlModerationRepository
 from bot.db.postgres import PostgresDatabase
 from bot.db.records import (
     GenerationRecord,
     GenerationRepository,
     LimitsRepository,
     MetaRepository,
+    ModerationRepository,
     NewGeneration,
     Status,
     UsageRepository,
@@ -37,12 +39,14 @@ __all__ = [
     "GenerationRepository",
     "LimitsRepository",
     "MetaRepository",
+    "ModerationRepository",
     "NewGeneration",
     "PostgresDatabase",
     "Row",
     "SqlGenerationRepository",
     "SqlLimitsRepository",
     "SqlMetaRepository",
+    "SqlModerationRepository",
     "SqlUsageRepository",
     "SqliteDatabase",
     "Status",

@@ -7,7 +7,7 @@ import functools
 from bot.db.database import Database
 from bot.db.dialect import Dialect
 from bot.db.records import Admission, Denial, DenialKind, NewGeneration, QueueCaps, Status, WindowUse
-from bot.limits import MAX_LIMIT, Limit, Scope, Window
+from bot.limits import MAX_LIMIT, Limit, RoleLimit, Scope, Window
 
 COUNTED = "status IN ('queued', 'running', 'succeeded')"
 UNFINISHED = "status IN ('queued', 'running')"
@@ -70,6 +70,28 @@ class SqlLimitsRepository:
             "SELECT member_id FROM blocked_members WHERE guild_id = ? ORDER BY blocked_at", (guild_id,)
         )
         return tuple(row["member_id"] for row in rows)
+
+    async def role_limits(self, guild_id: int) -> tuple[RoleLimit, ...]:
+        rows = await self._db.fetch(
+            'SELECT role_id, "window", max_count FROM role_limits WHERE guild_id = ? ORDER BY role_id, "window"',
+            (guild_id,),
+        )
+        return tuple(RoleLimit(r["role_id"], Window(r["window"]), r["max_count"]) for r in rows)
+
+    async def set_role_limit(self, guild_id: int, role: RoleLimit, *, by: int, at: float) -> None:
+        await self._db.execute(
+            'INSERT INTO role_limits (guild_id, role_id, "window", max_count, updated_by, updated_at) '
+            'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, role_id, "window") DO UPDATE SET '
+            "max_count = excluded.max_count, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            (guild_id, role.role_id, role.window.value, role.max_count, by, at),
+        )
+
+    async def clear_role_limit(self, guild_id: int, role_id: int, window: Window) -> bool:
+        deleted = await self._db.execute(
+            'DELETE FROM role_limits WHERE guild_id = ? AND role_id = ? AND "window" = ?',
+            (guild_id, role_id, window.value),
+        )
+        return deleted > 0
 
     async def admit(
         self,

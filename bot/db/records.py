@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from bot.limits import Limit, Scope, Window
+from bot.limits import Limit, RoleLimit, Scope, Window
 
 
 class Status(StrEnum):
@@ -205,6 +205,15 @@ class LimitsRepository(Protocol):
     async def blocked_members(self, guild_id: int) -> tuple[int, ...]:
         """The guild's blocked members."""
 
+    async def role_limits(self, guild_id: int) -> tuple[RoleLimit, ...]:
+        """Every role's own value for a member window."""
+
+    async def set_role_limit(self, guild_id: int, role: RoleLimit, *, by: int, at: float) -> None:
+        """Set a role's value for one member window."""
+
+    async def clear_role_limit(self, guild_id: int, role_id: int, window: Window) -> bool:
+        """Remove a role's value for one window; False if it had none."""
+
     async def admit(
         self,
         new: NewGeneration,
@@ -249,3 +258,53 @@ class UsageRepository(Protocol):
 
     async def scrub_prompts(self, *, before: float) -> int:
         """Clear the prompt text of rows requested before `before`; return how many."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change a moderator made: who, when, which setting, and its value before and after."""
+
+    id: int
+    guild_id: int
+    actor_id: int
+    at: float
+    setting: str
+    old_value: str | None
+    new_value: str | None
+
+
+class ModerationRepository(Protocol):
+    """Where members may generate, which words they may not use, where changes are posted, and
+    the record of every change."""
+
+    async def allowed_channels(self, guild_id: int) -> tuple[int, ...]:
+        """The channels the guild allows (none: every channel)."""
+
+    async def allow_channel(self, guild_id: int, channel_id: int, *, by: int, at: float) -> bool:
+        """Add a channel; False if it was listed already."""
+
+    async def disallow_channel(self, guild_id: int, channel_id: int) -> bool:
+        """Remove a channel; False if it was not listed."""
+
+    async def blocked_words(self, guild_id: int) -> tuple[str, ...]:
+        """The guild's blocked entries, normalised, oldest first."""
+
+    async def add_word(self, guild_id: int, word: str, *, by: int, at: float, max_words: int) -> bool:
+        """Add an entry if the guild has fewer than `max_words`; False if it was not added."""
+
+    async def remove_word(self, guild_id: int, word: str) -> bool:
+        """Remove an entry; False if it was not listed."""
+
+    async def log_channel(self, guild_id: int) -> int | None:
+        """Where the guild's changes are posted, if anywhere."""
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, by: int, at: float) -> None:
+        """Post changes in `channel_id` from now on (None: nowhere)."""
+
+    async def record_change(
+        self, guild_id: int, actor_id: int, setting: str, old: str | None, new: str | None
+    ) -> AuditEntry:
+        """Store one change, stamped with the time now."""
+
+    async def audit(self, guild_id: int, *, latest: int) -> tuple[AuditEntry, ...]:
+        """The guild's `latest` changes, newest first."""

@@ -9,6 +9,7 @@ from bot.qwen import GeneratedImage
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
+from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
 
 
@@ -21,3 +22,4 @@ class Services:
     usage: UsageService
     scheduler: Scheduler[GeneratedImage]
     meta: MetaRepository
+    settings: SettingsService

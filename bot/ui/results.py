@@ -10,11 +10,12 @@ from typing import Any
 
 import discord
 
-from bot.errors import CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting
+from bot.errors import BlockedWordUsed, CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting, WrongChannel
 from bot.services import Services
 from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
 from bot.services.scheduler import GraceOver
+from bot.services.settings import Origin
 from bot.ui.delivery import deliver_result
 from bot.ui.failures import report_error
 from bot.ui.permissions import missing_result_permissions, refusal_code
@@ -103,13 +104,19 @@ async def generate_and_deliver(
     its member is told it will be posted after the restart."""
     scheduler = services.scheduler
     async with scheduler.delivering():  # from the first write on: a shutdown waits for this request's last message
+        origin = origin_of(interaction)
+        try:
+            await services.settings.check(interaction.guild_id or 0, origin, request)
+        except (WrongChannel, BlockedWordUsed) as refused:
+            await services.generation.refuse(request, refused.code)
+            raise
         missing = missing_result_permissions(interaction)
         if missing:
             refusal = CannotPostHere(missing)
             await services.generation.refuse(request, refusal_code(refusal))
             raise refusal
         scheduler.ensure_accepting()
-        generation_id = await services.limits.admit(request)
+        generation_id = await services.limits.admit(request, origin.role_ids)
         await _acknowledge(interaction, services, generation_id)
         progress = InteractionProgress(interaction)
         try:
@@ -152,6 +159,16 @@ async def generate_and_deliver(
                 )
         except GraceOver:
             await report_error(interaction, await services.generation.cut_short(generation_id))
+
+
+def origin_of(interaction: discord.Interaction[Any]) -> Origin:
+    """The interaction's channel, its parent if it is a thread, and the member's roles (from the
+    interaction itself: no members intent needed)."""
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    user = interaction.user
+    role_ids = tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+    return Origin(interaction.channel_id, parent_id, role_ids)
 
 
 async def _acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:

@@ -157,7 +157,7 @@ class FakeMember:
         bits = self.permissions
         if bits & ADMINISTRATOR:
             return ALL_PERMISSIONS
-        overwrites = {int(o["id"]): o for o in channel.permission_overwrites}
+        overwrites = {int(o["id"]): o for o in channel.overwrites}
         everyone = overwrites.get(self.guild.id)
         if everyone is not None:
             bits = (bits & ~int(everyone["deny"])) | int(everyone["allow"])

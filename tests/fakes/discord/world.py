@@ -15,6 +15,8 @@ from .rules import DiscordError
 
 Emit = Callable[[str, dict[str, Any]], None]
 DM_CHANNEL = 1
+#: Public and private threads: they live under a parent channel and take its permission overwrites.
+THREAD_TYPES = (11, 12)
 
 
 @dataclass(eq=False)
@@ -31,6 +33,8 @@ class FakeChannel:
     messages: list[FakeMessage] = field(default_factory=list, repr=False)
     #: The other user of a direct-message channel (type 1); its `guild` is only where its member lives.
     recipient: FakeUser | None = field(default=None, repr=False)
+    #: The channel a thread (type 11 or 12) was started in.
+    parent: FakeChannel | None = field(default=None, repr=False)
 
     @property
     def is_dm(self) -> bool:
@@ -38,15 +42,36 @@ class FakeChannel:
         return self.type == DM_CHANNEL
 
     @property
+    def is_thread(self) -> bool:
+        """A public or private thread."""
+        return self.type in THREAD_TYPES
+
+    @property
     def mention(self) -> str:
         """`<#id>`."""
         return f"<#{self.id}>"
+
+    @property
+    def overwrites(self) -> list[dict[str, Any]]:
+        """The overwrites that apply here: a thread has its parent's."""
+        return self.parent.overwrites if self.parent is not None else self.permission_overwrites
+
+    def add_thread(self, name: str, *, private: bool = False) -> FakeChannel:
+        """Start a thread in this channel (announced with THREAD_CREATE, kept out of the guild's channels)."""
+        thread = FakeChannel(
+            self.guild.world.snowflakes.next(), self.guild, name, type=12 if private else 11, parent=self
+        )
+        self.guild.world.channels[thread.id] = thread
+        self.guild.world.emit("THREAD_CREATE", {**thread.to_payload(), "newly_created": True})
+        return thread
 
     def set_permissions(self, target: FakeRole | FakeMember, *, allow: int = 0, deny: int = 0) -> None:
         """Add or replace a permission overwrite for a role or member."""
         kind = 1 if isinstance(target, FakeMember) else 0
         self.permission_overwrites = [o for o in self.permission_overwrites if int(o["id"]) != target.id]
         self.permission_overwrites.append({"id": str(target.id), "type": kind, "allow": str(allow), "deny": str(deny)})
+        if self.id in self.guild.channels:  # Discord announces the change to the guild's sessions
+            self.guild.world.emit("CHANNEL_UPDATE", self.to_payload())
 
     def get_message(self, message_id: int) -> FakeMessage | None:
         """A message by id, deleted or not."""
@@ -95,6 +120,27 @@ class FakeChannel:
                 "last_message_id": str(last) if last else None,
                 "recipients": recipients,
                 "flags": 0,
+            }
+        if self.is_thread:
+            assert self.parent is not None
+            return {
+                "id": str(self.id),
+                "type": self.type,
+                "guild_id": str(self.guild.id),
+                "parent_id": str(self.parent.id),
+                "owner_id": str(self.guild.owner_id),
+                "name": self.name,
+                "last_message_id": str(last) if last else None,
+                "rate_limit_per_user": 0,
+                "message_count": len(self.visible_messages()),
+                "member_count": 1,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso(utcnow()),
+                    "locked": False,
+                },
             }
         return {
             "id": str(self.id),
