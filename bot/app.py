@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import discord
@@ -22,8 +23,9 @@ from bot.db import (
 )
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
-from bot.qwen import GeneratedImage, QwenImageClient, RetryPolicy
+from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services import Services
+from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
@@ -49,20 +51,22 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            scheduler: Scheduler[GeneratedImage] = Scheduler(
+            scheduler: Scheduler[Any] = Scheduler(
                 max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
             )
+            api = QwenImageClient(
+                session,
+                base_url=settings.dashscope_base_url,
+                api_key=settings.dashscope_api_key,
+                timeout=settings.request_timeout,
+                pacer=scheduler,
+                retry=RetryPolicy(max_retries=settings.max_retries),
+                poll_interval=settings.poll_seconds,
+            )
+            results = ImageDownloader(session, HostPolicy(settings.result_hosts))
             generation = GenerationService(
-                QwenImageClient(
-                    session,
-                    base_url=settings.dashscope_base_url,
-                    api_key=settings.dashscope_api_key,
-                    timeout=settings.request_timeout,
-                    pacer=scheduler,
-                    retry=RetryPolicy(max_retries=settings.max_retries),
-                    poll_interval=settings.poll_seconds,
-                ),
-                ImageDownloader(session, HostPolicy(settings.result_hosts)),
+                api,
+                results,
                 SqlGenerationRepository(database),
                 model=settings.model,
                 sizes=settings.sizes,
@@ -83,6 +87,14 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 ),
                 scheduler=scheduler,
                 meta=SqlMetaRepository(database),
+                editing=EditService(
+                    api,
+                    ImageDownloader(session, HostPolicy(settings.attachment_hosts)),
+                    results,
+                    SqlGenerationRepository(database),
+                    model=settings.edit_model,
+                    max_count=1 if settings.edit_model == "qwen-image-edit" else 6,
+                ),
             )
             async with QwenImagineBot(settings, services) as bot:
                 yield bot

@@ -54,6 +54,11 @@ class Secret:
         return hash(self._value)
 
 
+#: Where Discord serves attachments from: the only hosts edit inputs are downloaded from.
+DISCORD_CDN_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
+EDIT_MODELS = ("qwen-image-edit-plus", "qwen-image-edit", "qwen-image-edit-max")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot reads from its environment. Names in comments are the variables."""
@@ -83,6 +88,8 @@ class Settings:
     max_jobs_per_member: int = 3  # MAX_JOBS_PER_MEMBER
     max_jobs_per_guild: int = 30  # MAX_JOBS_PER_GUILD
     shutdown_grace_seconds: float = 25.0  # SHUTDOWN_GRACE_SECONDS
+    edit_model: str = "qwen-image-edit-plus"  # QWEN_EDIT_MODEL
+    attachment_hosts: tuple[str, ...] = DISCORD_CDN_HOSTS  # DISCORD_ATTACHMENT_HOSTS
 
     @property
     def database_secrets(self) -> tuple[str, ...]:
@@ -139,6 +146,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_jobs_per_member=reader.integer("MAX_JOBS_PER_MEMBER", 3, 1, 1000),
         max_jobs_per_guild=reader.integer("MAX_JOBS_PER_GUILD", 30, 1, 100000),
         shutdown_grace_seconds=float(reader.integer("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600)),
+        edit_model=reader.choice("QWEN_EDIT_MODEL", EDIT_MODELS, "qwen-image-edit-plus"),
+        attachment_hosts=reader.parse(
+            "DISCORD_ATTACHMENT_HOSTS", _parse_host_patterns, DISCORD_CDN_HOSTS, "comma-separated host patterns"
+        ),
     )
 
 

@@ -64,6 +64,8 @@ class RemixCog(commands.Cog):
         self, action: str, generation_id: int | None, interaction: discord.Interaction[Any]
     ) -> None:
         """A result button was clicked: act on its generation if it is this server's and this message's."""
+        if action not in self._handlers:
+            return  # another cog's button (Edit)
         try:
             record = await self.services.generation.generation_for(
                 interaction.guild_id, generation_id, on=self.used_message(interaction, interaction.message)

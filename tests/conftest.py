@@ -114,6 +114,7 @@ def bot_env(database_env: dict[str, str], qwen: FakeQwen, discord_server: FakeDi
         "DISCORD_API_BASE_URL": discord_server.api_base_url,
         "DISCORD_GATEWAY_URL": discord_server.gateway_url,
         "DEFAULT_LIMITS": "none",
+        "DISCORD_ATTACHMENT_HOSTS": "127.0.0.1",
         # The account's real pace (2 a second) is tested on its own; elsewhere it would only slow tests.
         "DASHSCOPE_MAX_SUBMITS_PER_SECOND": "1000",
     }

@@ -21,7 +21,7 @@ from bot.errors import (
     ServiceMisconfigured,
 )
 from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy
-from bot.qwen_responses import parse_retry_after
+from bot.qwen.responses import parse_retry_after
 from bot.settings import Secret
 from tests.fakes.qwen import FakeQwen, make_png
 
@@ -267,9 +267,7 @@ async def test_a_connection_lost_after_the_request_was_sent_is_not_retried(
 async def test_a_read_timeout_is_not_retried(session: aiohttp.ClientSession, qwen: FakeQwen) -> None:
     qwen.hold()
     sleeps = Sleeps()
-    api = QwenImageClient(
-        session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), timeout=0.5, sleep=sleeps
-    )
+    api = QwenImageClient(session, base_url=qwen.base_url, api_key=Secret(qwen.api_key), timeout=0.5, sleep=sleeps)
     with pytest.raises(OutcomeUnknown):
         await api.generate(PARAMS)
     assert len(qwen.generation_requests) == 1 and sleeps.delays == []

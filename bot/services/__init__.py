@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.db import MetaRepository
-from bot.qwen import GeneratedImage
+from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.scheduler import Scheduler
@@ -19,5 +20,7 @@ class Services:
     generation: GenerationService
     limits: LimitsService
     usage: UsageService
-    scheduler: Scheduler[GeneratedImage]
+    #: Its jobs return a GeneratedImage (text to image) or a list of them (an edit).
+    scheduler: Scheduler[Any]
     meta: MetaRepository
+    editing: EditService | None = None

@@ -22,6 +22,7 @@ from bot.qwen import (
     GenerationParams,
     QwenImageClient,
 )
+from bot.qwen.inputs import SourceImage
 from bot.sizes import ImageSize, find_size
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class GenerationRequest:
     params: GenerationParams
     seed_was_random: bool
     parent_id: int | None = None
+    #: How many images one call makes (edits: 1 to the model's maximum).
+    count: int = 1
+    #: The images an edit starts from (Image 1, 2, 3); empty for text to image.
+    sources: tuple[SourceImage, ...] = ()
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
@@ -82,6 +87,7 @@ class GenerationRequest:
             prompt=self.params.prompt,
             negative_prompt=self.params.negative_prompt,
             parent_id=self.parent_id,
+            inputs=len(self.sources),
         )
 
 
@@ -94,10 +100,17 @@ class GenerationResult:
     image: PngImage
     request_id: str | None
 
+    seed: int | None = None
+
+    @property
+    def image_seed(self) -> int:
+        """This image's seed (an edit's n-th image has seed + n - 1)."""
+        return self.request.params.seed if self.seed is None else self.seed
+
     @property
     def filename(self) -> str:
         """The attachment's name, carrying the seed."""
-        return f"qwen-image-{self.request.params.seed}.png"
+        return f"qwen-image-{self.image_seed}.png"
 
 
 class GenerationService:
@@ -182,7 +195,7 @@ class GenerationService:
         tasks the task id is stored as soon as it exists, and a stored `task_id` is polled, not paid
         for again."""
         await self._generations.mark_running(generation_id, at=self._clock())
-        async with self._failures_recorded(generation_id, None):
+        async with self.failures_recorded(generation_id, None):
             if task_id is None and not self._use_async_tasks:
                 return await self._api.generate(request.params)
             if task_id is None:
@@ -194,9 +207,9 @@ class GenerationService:
         self, generation_id: int, request: GenerationRequest, generated: GeneratedImage, *, max_bytes: int
     ) -> GenerationResult:
         """Download the generated PNG (no API slot needed) and record the success."""
-        async with self._failures_recorded(generation_id, generated.request_id):
+        async with self.failures_recorded(generation_id, generated.request_id):
             image = await self._downloader.fetch_png(generated.url, max_bytes)
-        if (image.width, image.height) != (request.size.width, request.size.height):
+        if not request.sources and (image.width, image.height) != (request.size.width, request.size.height):
             log.warning(
                 "generation %d: asked for %s, got %dx%d", generation_id, request.size.value, image.width, image.height
             )
@@ -207,7 +220,7 @@ class GenerationService:
         return GenerationResult(generation_id, request, image, generated.request_id)
 
     @contextlib.asynccontextmanager
-    async def _failures_recorded(self, generation_id: int, request_id: str | None) -> AsyncIterator[None]:
+    async def failures_recorded(self, generation_id: int, request_id: str | None) -> AsyncIterator[None]:
         """A failure inside marks the row failed (not counted); a shutdown leaves it to be resumed."""
         try:
             yield

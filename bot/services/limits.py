@@ -73,14 +73,29 @@ class LimitsService:
     async def admit(self, request: GenerationRequest) -> int:
         """Record the request as queued and return its generation id, or raise LimitDenied (the denial
         is logged too). Blocks, queue caps and limits are checked in one transaction."""
+        return (await self.admit_images(request))[0]
+
+    async def admit_images(self, request: GenerationRequest) -> tuple[int, ...]:
+        """Admit a request for `request.count` images: one queued row per image (seeds seed, seed+1, ...),
+        only if every window and cap has room for all of them; else LimitDenied."""
         assert request.guild_id is not None
         limits = await self.effective(request.guild_id)
+        too_small = next((limit for limit in limits if 0 < limit.max_count < request.count), None)
+        if too_small is not None:
+            raise LimitDenied(
+                f"You asked for {request.count} images, more than this server's limit of {too_small.describe()}."
+            )
         admission = await self._repo.admit(
-            request.to_new_generation(), limits, at=self._clock(), caps=self._caps, status=Status.QUEUED
+            request.to_new_generation(),
+            limits,
+            at=self._clock(),
+            caps=self._caps,
+            status=Status.QUEUED,
+            count=request.count,
         )
         if admission.denial is not None:
             raise LimitDenied(denial_message(admission.denial))
-        return admission.generation_id
+        return admission.generation_ids or (admission.generation_id,)
 
     async def set_limit(self, guild_id: int, scope: Scope, window: Window, max_count: int | None, *, by: int) -> None:
         """Set the guild's own value for a pair, or (max_count None) return the pair to its default."""

@@ -43,16 +43,20 @@ def result_embed(result: GenerationResult, requester: discord.abc.User | None) -
         colour=EMBED_COLOUR,
     )
     if requester is not None:
-        embed.set_author(name=clip(f"{requester.display_name} imagined", 256), icon_url=requester.display_avatar.url)
+        verb = "edited" if result.request.sources else "imagined"
+        embed.set_author(name=clip(f"{requester.display_name} {verb}", 256), icon_url=requester.display_avatar.url)
     if params.negative_prompt:
         embed.add_field(name="Negative prompt", value=user_text(params.negative_prompt, FIELD_LIMIT), inline=False)
     embed.add_field(name="Size", value=result.request.size.choice_name)
     seed_note = " (random)" if result.request.seed_was_random else ""
-    embed.add_field(name="Seed", value=f"`{params.seed}`{seed_note}")
+    seed = result.image_seed
+    embed.add_field(name="Seed", value=f"`{seed}`{seed_note}")
     embed.add_field(name="Model", value=params.model)
     embed.add_field(name="Prompt rewriting", value=on_off(params.prompt_extend))
     embed.set_image(url=f"attachment://{result.filename}")
-    embed.set_footer(text=f"Requested by {requester.name} · seed {params.seed}" if requester else f"Seed {params.seed}")
+    if result.request.sources:
+        embed.add_field(name="Edited from", value=f"{len(result.request.sources)} image(s)")
+    embed.set_footer(text=f"Requested by {requester.name} · seed {seed}" if requester else f"Seed {seed}")
     return embed
 
 

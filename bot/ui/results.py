@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 RESULT_ACTIONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "reroll": ("Reroll", discord.ButtonStyle.primary, "🎲"),
     "remix": ("Remix", discord.ButtonStyle.secondary, "✏️"),
+    "edit": ("Edit", discord.ButtonStyle.secondary, "🖌️"),
     "details": ("Details", discord.ButtonStyle.secondary, "ℹ️"),
     "delete": ("Delete", discord.ButtonStyle.danger, "🗑️"),
 }
@@ -39,7 +40,7 @@ class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     # Any id after the action matches, so a malformed one is answered (as naming no image) rather
     # than ignored; `parse_generation_id` decides what is an id.
-    template=re.compile(r"qi:(?P<action>reroll|remix|details|delete):(?P<id>.*)", re.DOTALL),
+    template=re.compile(r"qi:(?P<action>reroll|remix|edit|details|delete):(?P<id>.*)", re.DOTALL),
 ):
     """A result's button. Its custom_id carries only the generation id, so it works after restarts;
     a click becomes a `result_action` event (with the id, or None if the custom_id's id is not one)
@@ -79,11 +80,12 @@ class Credit:
 
     creator_id: int
     jump_url: str | None
+    verb: str = "Remixed"
 
     def line(self) -> str:
         """`Remixed from @creator's image: <link>` (sent with mentions disabled)."""
         link = f": {self.jump_url}" if self.jump_url else ""
-        return f"Remixed from <@{self.creator_id}>'s image{link}"
+        return f"{self.verb} from <@{self.creator_id}>'s image{link}"
 
 
 async def generate_and_deliver(
@@ -109,7 +111,7 @@ async def generate_and_deliver(
             raise refusal
         scheduler.ensure_accepting()
         generation_id = await services.limits.admit(request)
-        await _acknowledge(interaction, services, generation_id)
+        await acknowledge(interaction, services, generation_id)
         progress = InteractionProgress(interaction)
         try:
             try:
@@ -129,7 +131,7 @@ async def generate_and_deliver(
                 # Before any answer: a progress edit still on its way must not land after it.
                 await progress.close()
         except QwenImagineError as error:
-            await _report_failure(interaction, services, generation_id, error)
+            await report_failure(interaction, services, generation_id, error)
             return
         except Exception as error:
             await _release(services, generation_id, type(error).__name__)
@@ -145,7 +147,7 @@ async def generate_and_deliver(
         )
 
 
-async def _acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
+async def acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
     """Defer publicly; if shutdown began meanwhile or the acknowledgement fails in any way (too late,
     a broken connection, cancelled), release the request at once, uncharged, and re-raise."""
     try:
@@ -156,7 +158,7 @@ async def _acknowledge(interaction: discord.Interaction[Any], services: Services
         raise
 
 
-async def _report_failure(
+async def report_failure(
     interaction: discord.Interaction[Any], services: Services, generation_id: int, error: QwenImagineError
 ) -> None:
     """Tell the member why there is no image; a request turned away at the queue's door is released

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.errors import OutcomeUnknown, ServiceFailed
-from bot.qwen_responses import (
+from bot.qwen.edit import build_edit_body, extract_images, usage_size
+from bot.qwen.responses import (
     Reply,
     Retryable,
     classify,
@@ -172,6 +173,17 @@ class QwenImageClient:
         return GeneratedImage(
             image, reply.request_id, int_or_none(usage.get("width")), int_or_none(usage.get("height")), attempts
         )
+
+    async def edit(self, params: GenerationParams, images: tuple[str, ...], *, count: int = 1) -> list[GeneratedImage]:
+        """Edit 1 to 3 images (data URIs) into `count` results with the sync endpoint (one call, one
+        submission), retrying only failures that provably made nothing."""
+        body = build_edit_body(params, images, count=count)
+        reply, attempts = await self._with_retries(lambda: self._call("POST", SYNC_PATH, body, submission=True))
+        urls = extract_images(reply.body)
+        if not urls:
+            raise ServiceFailed("NoImage", "the API answered 200 without an image", request_id=reply.request_id)
+        width, height = usage_size(reply.body)
+        return [GeneratedImage(url, reply.request_id, width, height, attempts) for url in urls]
 
     async def submit_task(self, params: GenerationParams) -> str:
         """Create an async generation task; return its id (valid for 24 hours)."""
