@@ -52,7 +52,9 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     try:
         async with aiohttp.ClientSession() as session:
             scheduler: Scheduler[Any] = Scheduler(
-                max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
+                max_concurrency=settings.max_concurrency,
+                submits_per_second=settings.max_submits_per_second,
+                pace=settings.catalogue.pace,
             )
             api = QwenImageClient(
                 session,

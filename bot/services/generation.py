@@ -28,6 +28,10 @@ from bot.sizes import ImageSize, find_size
 log = logging.getLogger(__name__)
 
 MISSING_RECORD = "I can't find this image's details anymore."
+EDITED_IMAGE = (
+    "This image was edited from pictures the bot doesn't keep, so it can't be made again this way: "
+    "use **Edit** on it to change it further."
+)
 #: Row ids are positive signed 64-bit integers (SQLite's rowid, PostgreSQL's bigint).
 MAX_ROW_ID = 2**63 - 1
 _ROW_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}")
@@ -279,6 +283,8 @@ class GenerationService:
     @staticmethod
     def reusable(record: GenerationRecord) -> GenerationRecord:
         """`record`, if its parameters can still be reused; else GenerationUnavailable."""
+        if record.inputs:
+            raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
             raise GenerationUnavailable(
                 "This image is older than the server's retention period: its prompt has been deleted, "
@@ -324,6 +330,8 @@ class GenerationService:
         asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
         if record.member_id != member_id:
             raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
+        if record.inputs:
+            raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
             raise GenerationUnavailable(
                 "This request is older than the server's retention period: its prompt has been deleted."

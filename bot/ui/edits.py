@@ -9,18 +9,23 @@ from typing import Any
 
 import discord
 
-from bot.errors import CannotPostHere, QwenImagineError
+from bot.errors import CannotPostHere, OutcomeUnknown, QwenImagineError
 from bot.services import Services
 from bot.services.generation import GenerationRequest, GenerationResult, parse_generation_id
 from bot.services.jobs import Job
 from bot.ui.delivery import deliver_result
 from bot.ui.permissions import missing_result_permissions, refusal_code
-from bot.ui.presentation import clip, result_embed, result_file
+from bot.ui.presentation import clip, failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
+from bot.ui.replies import tell
 from bot.ui.results import RESULT_ACTION_EVENT, Credit, ResultButton, acknowledge, report_failure, result_view
 
 log = logging.getLogger(__name__)
 
+EDIT_OUTCOME_UNKNOWN = (
+    "The image service stopped answering while making your edit; it may have been made and billed, but I "
+    "never received it. Run the edit again if you still want it."
+)
 #: The actions each image of a several-image result offers in its menu.
 PICK_ACTIONS = (("edit", "Edit"), ("remix", "Remix"), ("reroll", "Reroll"), ("details", "Details"))
 
@@ -106,11 +111,17 @@ async def edit_and_deliver(
                         member_id=interaction.user.id,
                         work=lambda: editing.call_api(ids, request, inputs),
                         observer=progress,
+                        model=request.params.model,
                     )
                 )
                 results = await editing.fetch(ids, request, generated, max_bytes=interaction.filesize_limit)
             finally:
                 await progress.close()
+        except OutcomeUnknown as error:
+            # No Retry button: the inputs are not kept, so the member asks again with them.
+            await asyncio.shield(editing.fail(ids, error.code))
+            await tell(interaction, failure_text(EDIT_OUTCOME_UNKNOWN))
+            return
         except QwenImagineError as error:
             await asyncio.shield(editing.fail(ids, error.code))
             await report_failure(interaction, services, ids[0], error)

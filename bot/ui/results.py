@@ -122,6 +122,7 @@ async def generate_and_deliver(
                         member_id=interaction.user.id,
                         work=lambda: services.generation.call_api(generation_id, request),
                         observer=progress,
+                        model=request.params.model,
                     )
                 )
                 result = await services.generation.fetch(
