@@ -21,13 +21,16 @@ from bot.db import (
     SqlUsageRepository,
     open_database,
 )
+from bot.db.models import SqlModelSettingsRepository
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services import Services
+from bot.services.budget import BudgetService
 from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
+from bot.services.models import ModelService
 from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
 from bot.settings import Settings
@@ -75,6 +78,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 default_size=settings.default_size,
                 use_async_tasks=settings.use_async_tasks,
             )
+            model_settings = SqlModelSettingsRepository(database)
             services = Services(
                 generation=generation,
                 limits=LimitsService(
@@ -86,6 +90,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     SqlUsageRepository(database),
                     region=settings.dashscope_region,
                     retention_days=settings.usage_retention_days,
+                    catalogue=settings.catalogue,
                 ),
                 scheduler=scheduler,
                 meta=SqlMetaRepository(database),
@@ -94,8 +99,19 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     ImageDownloader(session, HostPolicy(settings.attachment_hosts)),
                     results,
                     SqlGenerationRepository(database),
-                    model=settings.edit_model,
-                    max_count=1 if settings.edit_model == "qwen-image-edit" else 6,
+                    catalogue=settings.catalogue,
+                ),
+                models=ModelService(
+                    settings.catalogue,
+                    settings.enabled_models,
+                    {"text": settings.model, "edit": settings.edit_model},
+                    model_settings,
+                ),
+                budget=BudgetService(
+                    model_settings,
+                    settings.catalogue,
+                    region=settings.dashscope_region,
+                    global_budget=settings.monthly_budget_usd,
                 ),
             )
             async with QwenImagineBot(settings, services) as bot:

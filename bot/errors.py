@@ -189,3 +189,12 @@ class OutcomeUnknown(ApiError):
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__("OutcomeUnknown", message, status=status)
+
+
+class BudgetExceeded(QwenImagineError):
+    """A spending cap would be passed by this request."""
+
+    code = "budget"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)

@@ -28,6 +28,7 @@ from bot.ui.results import RESULT_ACTION_EVENT, Credit
 
 log = logging.getLogger(__name__)
 
+EDIT_DESCRIPTION = "Change an image (or combine up to 3) with an instruction"
 EDIT_FORM = re.compile(r"qi:editform:(?P<token>[A-Za-z0-9_-]{1,40})")
 #: How long an opened edit form remembers its images.
 FORM_SECONDS = 15 * 60
@@ -52,7 +53,12 @@ def edit_form(token: str, max_count: int) -> discord.ui.Modal:
             max_length=NEGATIVE_PROMPT_LIMIT,
             required=False,
         ),
-        discord.ui.TextInput(label=f"Images (1 to {max_count})", custom_id="count", default="1", max_length=1),
+        discord.ui.TextInput(
+            label=f"Images (1 to {max_count})" if max_count > 1 else "Images (1)",
+            custom_id="count",
+            default="1",
+            max_length=1,
+        ),
         discord.ui.TextInput(label="Seed (empty for a random one)", custom_id="seed", max_length=10, required=False),
     ]
     for field in fields:
@@ -86,18 +92,45 @@ class EditCog(commands.Cog):
         self.bot.tree.remove_command(self.context_menu.name, type=self.context_menu.type)
 
     def _build_command(self) -> app_commands.Command:  # type: ignore[type-arg]
-        @app_commands.command(name="edit", description="Change an image (or combine up to 3) with an instruction")
-        @app_commands.describe(
+        models = self.services.models.enabled("edit") if self.services.models else ()
+        describe = app_commands.describe(
             image="The image to edit (Image 1)",
             prompt="What to change, e.g. make it night; refer to Image 1, Image 2, Image 3",
             image2="A second image (Image 2)",
             image3="A third image (Image 3)",
             negative_prompt="What to keep out of the result (up to 500 characters)",
             seed=f"Reuse a seed to reproduce a result (0 to {MAX_SEED}); random when left out",
-            count="How many results (1 to 6)",
-            size="Output size as width*height, 512 to 2048 each (default: follows the last image)",
+            count="How many results (up to the model's maximum, 6 at most)",
+            size="Output size as width*height, e.g. 1024*1536 (default: follows the last image)",
             enhance="Let the service rewrite and expand your prompt",
         )
+        if len(models) > 1:
+
+            @app_commands.command(name="edit", description=EDIT_DESCRIPTION)
+            @describe
+            @app_commands.describe(model="The edit model to use (default: this server's)")
+            @app_commands.choices(model=[app_commands.Choice(name=m, value=m) for m in models])
+            @app_commands.guild_only()
+            async def edit_with_model(
+                interaction: discord.Interaction,
+                image: discord.Attachment,
+                prompt: app_commands.Range[str, 1, PROMPT_LIMIT],
+                image2: discord.Attachment | None = None,
+                image3: discord.Attachment | None = None,
+                negative_prompt: app_commands.Range[str, 1, NEGATIVE_PROMPT_LIMIT] | None = None,
+                seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+                count: app_commands.Range[int, 1, 6] = 1,
+                size: app_commands.Range[str, 3, 11] | None = None,
+                enhance: bool = True,
+                model: str | None = None,
+            ) -> None:
+                attachments = [a for a in (image, image2, image3) if a is not None]
+                await self.edit(interaction, attachments, prompt, negative_prompt, seed, count, size, enhance, model)
+
+            return edit_with_model
+
+        @app_commands.command(name="edit", description=EDIT_DESCRIPTION)
+        @describe
         @app_commands.guild_only()
         async def edit(
             interaction: discord.Interaction,
@@ -112,21 +145,42 @@ class EditCog(commands.Cog):
             enhance: bool = True,
         ) -> None:
             attachments = [a for a in (image, image2, image3) if a is not None]
-            request = self.editing.build_request(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                member_id=interaction.user.id,
-                prompt=prompt,
-                sources=sources_of(attachments),
-                negative_prompt=negative_prompt,
-                seed=seed,
-                count=count,
-                size=size,
-                prompt_extend=enhance,
-            )
-            await edit_and_deliver(interaction, self.services, request)
+            await self.edit(interaction, attachments, prompt, negative_prompt, seed, count, size, enhance, None)
 
         return edit
+
+    async def _model(self, interaction: discord.Interaction[Any], requested: str | None = None) -> str:
+        if self.services.models is None or interaction.guild_id is None:
+            return requested or "qwen-image-edit-plus"
+        return await self.services.models.pick(interaction.guild_id, "edit", requested)
+
+    async def edit(
+        self,
+        interaction: discord.Interaction[Any],
+        attachments: list[discord.Attachment],
+        prompt: str,
+        negative_prompt: str | None,
+        seed: int | None,
+        count: int,
+        size: str | None,
+        enhance: bool,
+        model: str | None,
+    ) -> None:
+        """/edit: validate, then admit, acknowledge, read the inputs, edit and post."""
+        request = self.editing.build_request(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            member_id=interaction.user.id,
+            prompt=prompt,
+            sources=sources_of(attachments),
+            negative_prompt=negative_prompt,
+            seed=seed,
+            count=count,
+            size=size,
+            prompt_extend=enhance,
+            model=await self._model(interaction, model),
+        )
+        await edit_and_deliver(interaction, self.services, request)
 
     @commands.Cog.listener(f"on_{RESULT_ACTION_EVENT}")
     async def on_result_action(
@@ -176,7 +230,8 @@ class EditCog(commands.Cog):
         self._forms = {token: form for token, form in self._forms.items() if form[0] > now}
         token = secrets.token_urlsafe(12)
         self._forms[token] = (now + FORM_SECONDS, sources, credit, parent_id, interaction.user.id)
-        await interaction.response.send_modal(edit_form(token, self.editing.max_count))
+        model = await self._model(interaction)
+        await interaction.response.send_modal(edit_form(token, self.editing.max_images(model)))
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
@@ -209,6 +264,7 @@ class EditCog(commands.Cog):
             seed=int(seed_text) if seed_text else None,
             count=int(count_text),
             parent_id=parent_id,
+            model=await self._model(interaction),
         )
         self._forms.pop(token, None)
         await edit_and_deliver(interaction, self.services, request, credit=credit)

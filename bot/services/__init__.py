@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.db import MetaRepository
+from bot.services.budget import BudgetService
 from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
+from bot.services.models import ModelService
 from bot.services.scheduler import Scheduler
 from bot.services.usage import UsageService
 
@@ -24,3 +26,5 @@ class Services:
     scheduler: Scheduler[Any]
     meta: MetaRepository
     editing: EditService | None = None
+    models: ModelService | None = None
+    budget: BudgetService | None = None

@@ -12,6 +12,7 @@ from bot.db import GenerationRepository
 from bot.download import ImageDownloader
 from bot.errors import ImageFetchFailed, InvalidRequest, QwenImagineError, ServiceFailed
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT, GeneratedImage, GenerationParams, QwenImageClient
+from bot.qwen.catalogue import Catalogue, ModelSpec
 from bot.qwen.edit import MAX_INPUTS
 from bot.qwen.inputs import MAX_BYTES, PreparedImage, SourceImage, check_metadata, prepare
 from bot.services.generation import GenerationRequest, GenerationResult
@@ -33,8 +34,7 @@ class EditService:
         results: ImageDownloader,
         generations: GenerationRepository,
         *,
-        model: str,
-        max_count: int = 6,
+        catalogue: Catalogue,
         clock: Callable[[], float] = time.time,
         seed_source: Callable[[], int] | None = None,
     ) -> None:
@@ -42,10 +42,14 @@ class EditService:
         self._attachments = attachments
         self._results = results
         self._generations = generations
-        self.model = model
-        self.max_count = max_count
+        self._catalogue = catalogue
         self._clock = clock
         self._seed_source = seed_source or (lambda: random.randint(0, MAX_SEED))
+
+    def max_images(self, model: str) -> int:
+        """The most results one request to `model` may ask for."""
+        spec = self._catalogue.get(model)
+        return spec.max_images if spec is not None else 1
 
     def build_request(
         self,
@@ -61,8 +65,12 @@ class EditService:
         size: str | None = None,
         prompt_extend: bool = True,
         parent_id: int | None = None,
+        model: str = "qwen-image-edit-plus",
     ) -> GenerationRequest:
         """Validate what a member asked for (the inputs by their description only: nothing is downloaded)."""
+        spec = self._catalogue.get(model)
+        if spec is None or spec.does != "edit":
+            raise InvalidRequest(f"{model} isn't an edit model.")
         prompt, negative = prompt.strip(), (negative_prompt or "").strip()
         if not prompt:
             raise InvalidRequest("Please say how to change the image: the prompt can't be empty.")
@@ -76,15 +84,16 @@ class EditService:
             raise InvalidRequest(f"An edit starts from 1 to {MAX_INPUTS} images.")
         for source in sources:
             check_metadata(source)
-        if not 1 <= count <= self.max_count:
-            raise InvalidRequest(f"{self.model} makes 1 to {self.max_count} images per request.")
+        if not 1 <= count <= spec.max_images:
+            many = f"1 to {spec.max_images} images" if spec.max_images > 1 else "one image"
+            raise InvalidRequest(f"{model} makes {many} per request.")
         if seed is not None and not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
         shown = AUTOMATIC_SIZE
         if size:
-            shown = _free_size(size)
+            shown = _chosen_size(size, spec)
         params = GenerationParams(
-            model=self.model,
+            model=model,
             prompt=prompt,
             negative_prompt=negative,
             size=shown.value if size else "",
@@ -174,12 +183,18 @@ class EditService:
             )
 
 
-def _free_size(value: str) -> ImageSize:
-    """A `W*H` (or `WxH`) output size, each side 512 to 2048."""
+def _chosen_size(value: str, spec: ModelSpec) -> ImageSize:
+    """A `W*H` (or `WxH`) output size the model allows."""
+    if not spec.size_settable:
+        raise InvalidRequest(f"{spec.name} picks the size itself: leave the size out.")
     width, sep, height = value.lower().replace("×", "*").replace("x", "*").partition("*")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
         raise InvalidRequest(f"{value} isn't a size: write it as width*height, e.g. 1024*1536.")
     w, h = int(width), int(height)
-    if not (512 <= w <= 2048 and 512 <= h <= 2048):
-        raise InvalidRequest("Each side of an edit's size must be 512 to 2048 pixels.")
+    if spec.fixed_sizes is not None and f"{w}*{h}" not in spec.fixed_sizes:
+        raise InvalidRequest(f"{spec.name} makes these sizes only: {', '.join(spec.fixed_sizes)}.")
+    if spec.size_range is not None:
+        low, high = spec.size_range
+        if not (low <= w <= high and low <= h <= high):
+            raise InvalidRequest(f"Each side of a {spec.name} image must be {low} to {high} pixels.")
     return ImageSize(w, h, "Custom")

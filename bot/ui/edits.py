@@ -18,7 +18,15 @@ from bot.ui.permissions import missing_result_permissions, refusal_code
 from bot.ui.presentation import clip, failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
 from bot.ui.replies import tell
-from bot.ui.results import RESULT_ACTION_EVENT, Credit, ResultButton, acknowledge, report_failure, result_view
+from bot.ui.results import (
+    RESULT_ACTION_EVENT,
+    Credit,
+    ResultButton,
+    acknowledge,
+    check_budget,
+    report_failure,
+    result_view,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,7 @@ async def edit_and_deliver(
             await services.generation.refuse(request, refusal_code(refusal))
             raise refusal
         scheduler.ensure_accepting()
+        await check_budget(services, request)
         ids = await services.limits.admit_images(request)
         await acknowledge(interaction, services, ids[0])
         progress = InteractionProgress(interaction)

@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.errors import CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting
+from bot.errors import BudgetExceeded, CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
 from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
@@ -94,6 +94,7 @@ async def generate_and_deliver(
     request: GenerationRequest,
     *,
     credit: Credit | None = None,
+    note: str | None = None,
 ) -> None:
     """Refuse what can't be done here (privately, before anything is sent or charged), admit the
     request, acknowledge publicly, wait in the queue showing progress, generate, and post the image
@@ -110,6 +111,7 @@ async def generate_and_deliver(
             await services.generation.refuse(request, refusal_code(refusal))
             raise refusal
         scheduler.ensure_accepting()
+        await check_budget(services, request)
         generation_id = await services.limits.admit(request)
         await acknowledge(interaction, services, generation_id)
         progress = InteractionProgress(interaction)
@@ -141,11 +143,22 @@ async def generate_and_deliver(
             interaction,
             services,
             generation_id,
-            content=credit.line() if credit else None,
+            content="\n".join(line for line in (credit.line() if credit else None, note) if line) or None,
             embed=result_embed(result, interaction.user),
             file=lambda: result_file(result),
             view=result_view(generation_id),
         )
+
+
+async def check_budget(services: Services, request: GenerationRequest) -> None:
+    """Refuse (privately, recorded as denied) a request that could pass a spending cap."""
+    if services.budget is None or request.guild_id is None:
+        return
+    try:
+        await services.budget.check(request.guild_id, request.params.model, request.count)
+    except BudgetExceeded as refusal:
+        await services.generation.refuse(request, refusal.code)
+        raise
 
 
 async def acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
