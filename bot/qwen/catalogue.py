@@ -107,13 +107,13 @@ def parse_entry(entry: Any, where: str) -> ModelSpec:
     """One catalogue entry, every field checked."""
     if not isinstance(entry, dict):
         raise CatalogueError(f"{where}: an entry must be an object")
-    unknown = set(entry) - _FIELDS
-    if unknown:
-        raise CatalogueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
     name = entry.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise CatalogueError(f"{where}: name must be a model id such as qwen-image-plus")
     where = f"{where} ({name})"
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
     does = entry.get("does")
     if does not in ("text", "edit"):
         raise CatalogueError(f'{where}: does must be "text" or "edit"')

@@ -82,6 +82,11 @@ class FakeQwen:
         self.max_in_flight = 0
         self.throttled = 0
         self.served_images = 0
+        #: Submissions each model allows in a window of seconds (as the tests' catalogue paces them).
+        self.model_limits: dict[str, tuple[int, float]] = {"qwen-image-max": (2, 1.5), "qwen-image-edit-max": (2, 1.5)}
+        self._model_submissions: dict[str, deque[float]] = {}
+        #: 429s answered because a model's own submission limit was passed.
+        self.model_throttled = 0
         #: Edit request bodies the fake accepted, in order.
         self.edits: list[dict[str, Any]] = []
         self._injected: deque[Injected] = deque()
@@ -271,6 +276,10 @@ class FakeQwen:
     async def _answer_sync(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         if (auth := self._auth_error(request)) is not None:
             return auth
+        if self._model_over_limit(recorded.body):
+            self.throttled += 1
+            self.model_throttled += 1
+            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
         if self.in_flight >= self.max_concurrency:
             self.throttled += 1
             return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
@@ -290,6 +299,19 @@ class FakeQwen:
             return self._generate(recorded.body)
         finally:
             self.in_flight -= 1
+
+    def _model_over_limit(self, body: Any) -> bool:
+        """Whether this submission passes its model's own limit (it counts as one either way)."""
+        model = body.get("model") if isinstance(body, dict) else None
+        if model not in self.model_limits:
+            return False
+        count, window = self.model_limits[model]
+        now = time.monotonic()
+        recent = self._model_submissions.setdefault(model, deque())
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        recent.append(now)
+        return len(recent) > count
 
     def _generate(self, body: Any) -> web.Response:
         if isinstance(body, dict) and body.get("model") in EDIT_MODELS:
