@@ -211,3 +211,23 @@ async def test_edit_image_menu_on_a_members_upload_uses_up_to_three_of_its_image
     assert answer.attachments
     sent = images_sent(qwen)
     assert [base64.b64decode(uri.partition(",")[2]) for uri in sent] == [a.data for a in upload.attachments[:3]]
+
+
+async def test_details_of_an_edited_image_show_its_model_lineage_and_edit_command(
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, bots: BotRunner
+) -> None:
+    first = await (await imagine(discord_server, world.alice, world.channel, "a fox", seed=5)).wait_answer()
+    await bots.wait_delivered(1)
+    opened = await discord_server.click_button(world.bob, first, buttons(first)["Edit"])
+    await opened.wait_ack()
+    submitted = await discord_server.submit_modal(world.bob, opened, {"prompt": "make it winter", "seed": "9"})
+    edited = await submitted.wait_answer()
+    await bots.wait_delivered(2)
+    details = await (await discord_server.click_button(world.bob, edited, buttons(edited)["Details"])).wait_answer()
+    [embed] = details.embeds
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Model"] == "qwen-image-edit-plus"
+    assert fields["Edited from"].startswith("#")
+    assert "/edit prompt:make it winter seed:9" in embed["description"]
+    rerolled = await (await discord_server.click_button(world.bob, edited, buttons(edited)["Reroll"])).wait_answer()
+    assert "use **Edit** on it" in rerolled.content and rerolled.ephemeral
