@@ -231,3 +231,38 @@ async def test_details_of_an_edited_image_show_its_model_lineage_and_edit_comman
     assert "/edit prompt:make it winter seed:9" in embed["description"]
     rerolled = await (await discord_server.click_button(world.bob, edited, buttons(edited)["Reroll"])).wait_answer()
     assert "use **Edit** on it" in rerolled.content and rerolled.ephemeral
+
+
+async def test_size_and_count_follow_the_chosen_edit_models_catalogue_entry(
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner
+) -> None:
+    await bots.start(ENABLED_MODELS="qwen-image-plus,qwen-image-edit-plus,qwen-image-edit")
+    image = FakeAttachment("a.png", picture())
+    sized = await (await edit(discord_server, world, image=image, size="1024*1536", count=2)).wait_answer()
+    assert qwen.edits[-1]["parameters"]["size"] == "1024*1536" and qwen.edits[-1]["parameters"]["n"] == 2
+    assert len(sized.attachments) == 2
+    for options, reason in (
+        ({"model": "qwen-image-edit", "count": 2}, "qwen-image-edit makes one image per request."),
+        ({"model": "qwen-image-edit", "size": "1024*1024"}, "qwen-image-edit picks the size itself"),
+        ({"size": "4000*1000"}, "must be 512 to 2048 pixels"),
+    ):
+        answer = await (await edit(discord_server, world, image=image, **options)).wait_answer()
+        assert answer.ephemeral and reason in answer.content
+    assert len(qwen.edits) == 1
+
+
+async def test_inputs_are_read_only_from_discords_attachment_hosts(
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bot: QwenImagineBot, db: TestDatabase
+) -> None:
+    upload = await discord_server.post_message(
+        world.alice, world.channel, "mine", attachments=[FakeAttachment("p.png", picture())]
+    )
+    # The same picture, served by a reachable host that isn't Discord's (nor the configured one).
+    qwen.add_file("p.png", upload.attachments[0].data, "image/png")
+    upload.attachments[0].url = f"http://localhost:{qwen.port}/oss/p.png"
+    opened = await discord_server.invoke_message_command(world.alice, upload, "Edit image")
+    await opened.wait_ack()
+    answer = await (await discord_server.submit_modal(world.alice, opened, {"prompt": "x"})).wait_answer()
+    assert "I couldn't read Image 1 (p.png) from Discord" in answer.content
+    assert qwen.edits == []
+    assert [row["status"] for row in await db.generations()] == ["failed"]
