@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import discord
@@ -21,13 +22,17 @@ from bot.db import (
     SqlUsageRepository,
     open_database,
 )
+from bot.db.models import SqlModelSettingsRepository
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
-from bot.qwen import GeneratedImage, QwenImageClient, RetryPolicy
+from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services import Services
 from bot.services.audit import AuditTrail
+from bot.services.budget import BudgetService
+from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
+from bot.services.models import ModelService
 from bot.services.scheduler import Scheduler
 from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
@@ -52,20 +57,24 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            scheduler: Scheduler[GeneratedImage] = Scheduler(
-                max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
+            scheduler: Scheduler[Any] = Scheduler(
+                max_concurrency=settings.max_concurrency,
+                submits_per_second=settings.max_submits_per_second,
+                pace=settings.catalogue.pace,
             )
+            api = QwenImageClient(
+                session,
+                base_url=settings.dashscope_base_url,
+                api_key=settings.dashscope_api_key,
+                timeout=settings.request_timeout,
+                pacer=scheduler,
+                retry=RetryPolicy(max_retries=settings.max_retries),
+                poll_interval=settings.poll_seconds,
+            )
+            results = ImageDownloader(session, HostPolicy(settings.result_hosts))
             generation = GenerationService(
-                QwenImageClient(
-                    session,
-                    base_url=settings.dashscope_base_url,
-                    api_key=settings.dashscope_api_key,
-                    timeout=settings.request_timeout,
-                    pacer=scheduler,
-                    retry=RetryPolicy(max_retries=settings.max_retries),
-                    poll_interval=settings.poll_seconds,
-                ),
-                ImageDownloader(session, HostPolicy(settings.result_hosts)),
+                api,
+                results,
                 SqlGenerationRepository(database),
                 model=settings.model,
                 sizes=settings.sizes,
@@ -74,6 +83,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             )
             moderation = SqlModerationRepository(database)
             audit = AuditTrail(moderation)
+            model_settings = SqlModelSettingsRepository(database)
             services = Services(
                 generation=generation,
                 limits=LimitsService(
@@ -86,10 +96,32 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     SqlUsageRepository(database),
                     region=settings.dashscope_region,
                     retention_days=settings.usage_retention_days,
+                    catalogue=settings.catalogue,
                 ),
                 scheduler=scheduler,
                 meta=SqlMetaRepository(database),
                 settings=SettingsService(moderation, audit),
+                editing=EditService(
+                    api,
+                    ImageDownloader(session, HostPolicy(settings.attachment_hosts)),
+                    results,
+                    SqlGenerationRepository(database),
+                    catalogue=settings.catalogue,
+                ),
+                models=ModelService(
+                    settings.catalogue,
+                    settings.enabled_models,
+                    {"text": settings.model, "edit": settings.edit_model},
+                    model_settings,
+                    audit=audit,
+                ),
+                budget=BudgetService(
+                    model_settings,
+                    settings.catalogue,
+                    region=settings.dashscope_region,
+                    global_budget=settings.monthly_budget_usd,
+                    audit=audit,
+                ),
             )
             async with QwenImagineBot(settings, services) as bot:
                 yield bot

@@ -24,7 +24,15 @@ from bot.ui.recovery import resume_unfinished
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.limits", "cogs.remix", "cogs.retry", "cogs.settings")
+EXTENSIONS = (
+    "cogs.imagine",
+    "cogs.limits",
+    "cogs.remix",
+    "cogs.retry",
+    "cogs.settings",
+    "cogs.edit",
+    "cogs.models",
+)
 #: Send Messages, Embed Links, Attach Files.
 INVITE_PERMISSIONS = discord.Permissions(send_messages=True, embed_links=True, attach_files=True)
 INVITE_SCOPES = ("bot", "applications.commands")

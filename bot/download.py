@@ -64,6 +64,12 @@ class ImageDownloader:
 
     async def fetch_png(self, url: str, max_bytes: int) -> PngImage:
         """Download the PNG at `url`, at most `max_bytes` long, or raise ImageFetchFailed."""
+        data = await self.fetch_bytes(url, max_bytes)
+        width, height = read_png_header(data)
+        return PngImage(data, width, height)
+
+    async def fetch_bytes(self, url: str, max_bytes: int) -> bytes:
+        """Download `url` from an allowed host, at most `max_bytes` long, or raise ImageFetchFailed."""
         target = URL(url)
         if not self._policy.allows(target):
             log.warning("refused to download a result image from %s://%s", target.scheme, target.host)
@@ -78,8 +84,7 @@ class ImageDownloader:
                 data = await _read_capped(response, max_bytes)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ImageFetchFailed(f"{type(exc).__name__}: {exc}") from exc
-        width, height = read_png_header(data)
-        return PngImage(data, width, height)
+        return data
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

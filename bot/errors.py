@@ -220,3 +220,10 @@ class BlockedWordUsed(QwenImagineError):
             ),
         )
         self.entry = entry
+class BudgetExceeded(QwenImagineError):
+    """A spending cap would be passed by this request."""
+
+    code = "budget"
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message, user_message=user_message)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from bot.limits import Limit, parse_limits
+from bot.qwen.catalogue import Catalogue, CatalogueError, load_catalogue
 from bot.sizes import DEFAULT_SIZES, ImageSize, parse_size_table
 
 T = TypeVar("T")
@@ -18,7 +19,6 @@ REGION_ROOTS = {
     "intl": "https://dashscope-intl.aliyuncs.com/api/v1",
     "cn": "https://dashscope.aliyuncs.com/api/v1",
 }
-MODELS = ("qwen-image-plus", "qwen-image")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -54,6 +54,11 @@ class Secret:
         return hash(self._value)
 
 
+#: Where Discord serves attachments from: the only hosts edit inputs are downloaded from.
+DISCORD_CDN_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")
+DEFAULT_ENABLED_MODELS = ("qwen-image-plus", "qwen-image-edit-plus")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot reads from its environment. Names in comments are the variables."""
@@ -83,6 +88,11 @@ class Settings:
     max_jobs_per_member: int = 3  # MAX_JOBS_PER_MEMBER
     max_jobs_per_guild: int = 30  # MAX_JOBS_PER_GUILD
     shutdown_grace_seconds: float = 25.0  # SHUTDOWN_GRACE_SECONDS
+    edit_model: str = "qwen-image-edit-plus"  # QWEN_EDIT_MODEL
+    attachment_hosts: tuple[str, ...] = DISCORD_CDN_HOSTS  # DISCORD_ATTACHMENT_HOSTS
+    catalogue: Catalogue = field(default_factory=load_catalogue)  # MODEL_CATALOGUE_FILE
+    enabled_models: tuple[str, ...] = DEFAULT_ENABLED_MODELS  # ENABLED_MODELS
+    monthly_budget_usd: float | None = None  # MONTHLY_BUDGET_USD
 
     @property
     def database_secrets(self) -> tuple[str, ...]:
@@ -109,6 +119,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError(
             "QWEN_IMAGE_DEFAULT_SIZE", f"one of the configured sizes ({', '.join(s.value for s in sizes)})"
         )
+    catalogue = _read_catalogue(reader.text("MODEL_CATALOGUE_FILE", ""))
+    model, edit_model, enabled = _read_models(reader, catalogue)
     return Settings(
         discord_token=reader.secret("DISCORD_TOKEN", "your bot's token from the Discord developer portal"),
         dashscope_api_key=reader.secret("DASHSCOPE_API_KEY", "your Model Studio (DashScope) API key"),
@@ -117,7 +129,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         result_hosts=reader.parse(
             "DASHSCOPE_RESULT_HOSTS", _parse_host_patterns, ("*.aliyuncs.com",), "comma-separated host patterns"
         ),
-        model=reader.choice("QWEN_IMAGE_MODEL", MODELS, "qwen-image-plus"),
+        model=model,
         sizes=sizes,
         default_size=default_size,
         max_concurrency=reader.integer("DASHSCOPE_MAX_CONCURRENCY", 2, 1, 64),
@@ -139,7 +151,43 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_jobs_per_member=reader.integer("MAX_JOBS_PER_MEMBER", 3, 1, 1000),
         max_jobs_per_guild=reader.integer("MAX_JOBS_PER_GUILD", 30, 1, 100000),
         shutdown_grace_seconds=float(reader.integer("SHUTDOWN_GRACE_SECONDS", 25, 0, 3600)),
+        edit_model=edit_model,
+        attachment_hosts=reader.parse(
+            "DISCORD_ATTACHMENT_HOSTS", _parse_host_patterns, DISCORD_CDN_HOSTS, "comma-separated host patterns"
+        ),
+        catalogue=catalogue,
+        enabled_models=enabled,
+        monthly_budget_usd=reader.budget("MONTHLY_BUDGET_USD"),
     )
+
+
+def _read_catalogue(path: str) -> Catalogue:
+    try:
+        return load_catalogue(Path(path) if path else None)
+    except CatalogueError as error:
+        raise SettingsError("MODEL_CATALOGUE_FILE", f"a valid model catalogue: {error}") from None
+
+
+def _read_models(reader: _Reader, catalogue: Catalogue) -> tuple[str, str, tuple[str, ...]]:
+    """The default text-to-image and edit models, and every enabled model (the defaults included)."""
+    enabled = [name.strip() for name in reader.text("ENABLED_MODELS", ",".join(DEFAULT_ENABLED_MODELS)).split(",")]
+    enabled = [name for name in enabled if name]
+    unknown = [name for name in enabled if catalogue.get(name) is None]
+    if unknown or not enabled:
+        known = ", ".join(catalogue.models)
+        raise SettingsError("ENABLED_MODELS", f"comma-separated models of the catalogue ({known}); got {unknown}")
+    defaults = []
+    for name, does, fallback in (("QWEN_IMAGE_MODEL", "text", "qwen-image-plus"), ("QWEN_EDIT_MODEL", "edit", None)):
+        first = next((m for m in enabled if catalogue.models[m].does == does), fallback)
+        chosen = reader.text(name, first or "")
+        spec = catalogue.get(chosen)
+        if spec is None or spec.does != does:
+            options = ", ".join(m for m, s in catalogue.models.items() if s.does == does)
+            raise SettingsError(name, f"one of {options} (got {chosen!r})")
+        defaults.append(chosen)
+        if chosen not in enabled:
+            enabled.append(chosen)
+    return defaults[0], defaults[1], tuple(dict.fromkeys(enabled))
 
 
 def load_database_url(env: Mapping[str, str]) -> Secret | None:
@@ -206,6 +254,18 @@ class _Reader:
             raise SettingsError(name, f"a number from {low:g} to {high:g} (got {raw!r})") from None
         if not low <= value <= high:
             raise SettingsError(name, f"a number from {low:g} to {high:g} (got {raw})")
+        return value
+
+    def budget(self, name: str) -> float | None:
+        raw = self.text(name, "")
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"a number of US dollars, or empty for no cap (got {raw!r})") from None
+        if not 0 <= value <= 1_000_000:
+            raise SettingsError(name, f"a number of US dollars from 0 to 1000000 (got {raw})")
         return value
 
     def url(self, name: str, default: str) -> str:

@@ -17,11 +17,18 @@ from bot.ui.results import generate_and_deliver
 
 log = logging.getLogger(__name__)
 
-ImagineHandler = Callable[[discord.Interaction, str, str | None, str | None, int | None, bool], Awaitable[None]]
+ImagineHandler = Callable[
+    [discord.Interaction, str, str | None, str | None, int | None, bool, str | None], Awaitable[None]
+]
 
 
-def build_imagine_command(sizes: tuple[ImageSize, ...], handler: ImagineHandler) -> app_commands.Command:  # type: ignore[type-arg]
-    """The /imagine command; its size choices come from the configured size table."""
+def build_imagine_command(
+    sizes: tuple[ImageSize, ...], handler: ImagineHandler, models: tuple[str, ...] = ()
+) -> app_commands.Command:  # type: ignore[type-arg]
+    """The /imagine command; its size choices come from the configured size table, and it offers a
+    model choice when more than one text-to-image model is enabled."""
+    if len(models) > 1:
+        return _with_model_choice(sizes, handler, models)
 
     @app_commands.command(name="imagine", description="Create an image from a text prompt with Qwen-Image")
     @app_commands.describe(
@@ -41,7 +48,38 @@ def build_imagine_command(sizes: tuple[ImageSize, ...], handler: ImagineHandler)
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         enhance: bool = True,
     ) -> None:
-        await handler(interaction, prompt, size, negative_prompt, seed, enhance)
+        await handler(interaction, prompt, size, negative_prompt, seed, enhance, None)
+
+    return imagine
+
+
+def _with_model_choice(
+    sizes: tuple[ImageSize, ...], handler: ImagineHandler, models: tuple[str, ...]
+) -> app_commands.Command:  # type: ignore[type-arg]
+    @app_commands.command(name="imagine", description="Create an image from a text prompt with Qwen-Image")
+    @app_commands.describe(
+        prompt="What to draw (up to 800 characters)",
+        size="Aspect ratio and resolution (default: square)",
+        negative_prompt="What to keep out of the image (up to 500 characters)",
+        seed=f"Reuse a seed to reproduce an image (0 to {MAX_SEED}); random when left out",
+        enhance="Let the service rewrite and expand your prompt: better for short prompts, a little slower",
+        model="The model to use (default: this server's)",
+    )
+    @app_commands.choices(
+        size=[app_commands.Choice(name=s.choice_name, value=s.value) for s in sizes],
+        model=[app_commands.Choice(name=m, value=m) for m in models],
+    )
+    @app_commands.guild_only()
+    async def imagine(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, PROMPT_LIMIT],
+        size: str | None = None,
+        negative_prompt: app_commands.Range[str, 1, NEGATIVE_PROMPT_LIMIT] | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        enhance: bool = True,
+        model: str | None = None,
+    ) -> None:
+        await handler(interaction, prompt, size, negative_prompt, seed, enhance, model)
 
     return imagine
 
@@ -52,7 +90,8 @@ class ImagineCog(commands.Cog):
     def __init__(self, bot: QwenImagineBot, services: Services) -> None:
         self.bot = bot
         self.services = services
-        self.command = build_imagine_command(services.generation.sizes, self.imagine)
+        models = services.models.enabled("text") if services.models else ()
+        self.command = build_imagine_command(services.generation.sizes, self.imagine, models)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.command)
@@ -68,8 +107,11 @@ class ImagineCog(commands.Cog):
         negative_prompt: str | None,
         seed: int | None,
         enhance: bool,
+        model: str | None = None,
     ) -> None:
         """Validate the options, then admit, acknowledge, generate and post."""
+        if self.services.models is not None and interaction.guild_id is not None:
+            model = await self.services.models.pick(interaction.guild_id, "text", model)
         request = self.services.generation.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -79,6 +121,7 @@ class ImagineCog(commands.Cog):
             negative_prompt=negative_prompt,
             seed=seed,
             prompt_extend=enhance,
+            model=model,
         )
         await generate_and_deliver(interaction, self.services, request)
 

@@ -15,6 +15,7 @@ from discord.ext import commands, tasks
 from bot.client import QwenImagineBot
 from bot.db.records import WindowUse
 from bot.limits import MAX_LIMIT, RoleLimit, Scope, SourcedLimit, Window
+from bot.services.budget import dollars
 from bot.services.limits import LimitRow, LimitsService, discord_time
 from bot.services.usage import Period, UsageReport, UsageService
 from bot.ui.audit_log import announce
@@ -121,6 +122,25 @@ class LimitsCog(commands.Cog):
             text = f"{scope}/{window} is back to its default: {current.limit.describe()}."
         else:
             text = f"Limit set: {current.limit.describe()}."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        await announce(interaction, self.bot.services, entry)
+
+    @limits.command(name="budget", description="This server's monthly spending cap in US dollars")
+    @app_commands.describe(usd="The cap for this calendar month and every next one (UTC); leave out to remove it")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def budget(
+        self, interaction: discord.Interaction, usd: app_commands.Range[float, 0, 1_000_000] | None = None
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        budget = self.bot.services.budget
+        assert budget is not None
+        entry = await budget.set_budget(guild_id, usd, actor_id=interaction.user.id)
+        status = await budget.status(guild_id)
+        spent = f"{dollars(status.guild_spent)} spent this month (list prices)"
+        if usd is None:
+            text = f"This server has no monthly budget of its own now; {spent}."
+        else:
+            text = f"Monthly budget set: {dollars(usd)}; {spent}. It resets <t:{int(status.resets_at)}:R>."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         await announce(interaction, self.bot.services, entry)
 
@@ -248,6 +268,9 @@ def usage_embed(report: UsageReport) -> discord.Embed:
     if summary.in_progress:
         embed.add_field(name="In progress", value=str(summary.in_progress))
     embed.add_field(name="Estimated cost", value=f"${report.cost_usd:,.2f} (list price)")
+    if report.per_model:
+        lines = [f"{model}: {images} images, ${cost:,.2f}" for model, images, cost in report.per_model]
+        embed.add_field(name="By model", value="\n".join(lines)[:1024], inline=False)
     top = "\n".join(f"{i}. <@{member}>: {count}" for i, (member, count) in enumerate(summary.top_members, 1))
     embed.add_field(name="Top members", value=top or "nobody yet", inline=False)
     return embed

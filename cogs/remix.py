@@ -64,6 +64,8 @@ class RemixCog(commands.Cog):
         self, action: str, generation_id: int | None, interaction: discord.Interaction[Any]
     ) -> None:
         """A result button was clicked: act on its generation if it is this server's and this message's."""
+        if action not in self._handlers:
+            return  # another cog's button (Edit)
         try:
             record = await self.services.generation.generation_for(
                 interaction.guild_id, generation_id, on=self.used_message(interaction, interaction.message)
@@ -82,6 +84,7 @@ class RemixCog(commands.Cog):
     async def reroll(self, interaction: discord.Interaction[Any], record: GenerationRecord) -> None:
         """Same prompt and options, a new random seed, counted against the clicker's limits."""
         record = self.services.generation.reusable(record)
+        model, note = await self.model_for(interaction, record)
         request = self.services.generation.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -92,9 +95,17 @@ class RemixCog(commands.Cog):
             seed=None,
             prompt_extend=record.prompt_extend,
             parent_id=record.id,
-            model=record.model,
+            model=model,
         )
-        await generate_and_deliver(interaction, self.services, request, credit=credit_for(record))
+        await generate_and_deliver(interaction, self.services, request, credit=credit_for(record), note=note)
+
+    async def model_for(
+        self, interaction: discord.Interaction[Any], record: GenerationRecord
+    ) -> tuple[str, str | None]:
+        """The image's own model while it is enabled, else the server's current one (and a note saying so)."""
+        if self.services.models is None or interaction.guild_id is None:
+            return record.model, None
+        return await self.services.models.reuse(interaction.guild_id, "text", record.model)
 
     async def open_remix_form(self, interaction: discord.Interaction[Any], record: GenerationRecord) -> None:
         """Open the remix form prefilled from the original."""
@@ -121,6 +132,7 @@ class RemixCog(commands.Cog):
         """Generate from a submitted remix form (of an image of this server), crediting the original."""
         generation = self.services.generation
         record = generation.reusable(await generation.generation_for(interaction.guild_id, generation_id))
+        model, note = await self.model_for(interaction, record)
         request = generation.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -131,9 +143,9 @@ class RemixCog(commands.Cog):
             seed=parse_seed(values.get("seed", "")),
             prompt_extend=parse_on_off(values.get("enhance", "")),
             parent_id=record.id,
-            model=record.model,
+            model=model,
         )
-        await generate_and_deliver(interaction, self.services, request, credit=credit_for(record))
+        await generate_and_deliver(interaction, self.services, request, credit=credit_for(record), note=note)
 
     async def details(self, interaction: discord.Interaction[Any], record: GenerationRecord) -> None:
         """Privately show everything needed to reproduce the image."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pytest
 
 from bot.app import create_bot
 from bot.client import QwenImagineBot
+from bot.qwen.catalogue import load_catalogue
 from bot.settings import load_settings
 from cogs.limits import RETENTION_EVENT
 from tests.database import TestDatabase
@@ -102,10 +104,38 @@ async def db(database_env: dict[str, str]) -> AsyncIterator[TestDatabase]:
         await database.close()
 
 
+#: The built-in models with the vendor's pace lifted (the real pace is tested on its own; elsewhere it
+#: would only slow tests; the account-wide DASHSCOPE_MAX_CONCURRENCY governs), and qwen-image-max /
+#: qwen-image-edit-max paced at 2 per 2 seconds.
+FAST_MODELS = {
+    "models": [
+        {
+            "name": spec.name,
+            "does": spec.does,
+            "sizes": list(spec.fixed_sizes)
+            if spec.fixed_sizes
+            else ({"min": spec.size_range[0], "max": spec.size_range[1]} if spec.size_range else None),
+            "max_images": spec.max_images,
+            "async": spec.has_async,
+            "submissions": 2 if spec.name.endswith("-max") else 1000,
+            "window_seconds": 2 if spec.name.endswith("-max") else 1,
+            "concurrency": spec.concurrency if spec.name.endswith("-max") else 0,
+            "price_usd": spec.price_usd,
+        }
+        for spec in load_catalogue().models.values()
+    ]
+}
+
+
 @pytest.fixture
-def bot_env(database_env: dict[str, str], qwen: FakeQwen, discord_server: FakeDiscord) -> dict[str, str]:
+def bot_env(
+    database_env: dict[str, str], qwen: FakeQwen, discord_server: FakeDiscord, tmp_path: Path
+) -> dict[str, str]:
     """The environment `python -m bot` would read, pointed at the fakes and the test's database."""
+    catalogue = tmp_path / "models.json"
+    catalogue.write_text(json.dumps(FAST_MODELS))
     return {
+        "MODEL_CATALOGUE_FILE": str(catalogue),
         **database_env,
         "DISCORD_TOKEN": discord_server.token,
         "DASHSCOPE_API_KEY": qwen.api_key,
@@ -114,6 +144,7 @@ def bot_env(database_env: dict[str, str], qwen: FakeQwen, discord_server: FakeDi
         "DISCORD_API_BASE_URL": discord_server.api_base_url,
         "DISCORD_GATEWAY_URL": discord_server.gateway_url,
         "DEFAULT_LIMITS": "none",
+        "DISCORD_ATTACHMENT_HOSTS": "127.0.0.1",
         # The account's real pace (2 a second) is tested on its own; elsewhere it would only slow tests.
         "DASHSCOPE_MAX_SUBMITS_PER_SECOND": "1000",
     }

@@ -216,7 +216,8 @@ async def test_the_moderator_commands_are_hidden_by_default(
     assert synced["quota"].get("default_member_permissions") is None
     assert synced["limits"]["contexts"] == [0]
     subcommands = {o["name"]: o for o in synced["limits"]["options"]}
-    assert set(subcommands) == {"show", "set", "reset", "block", "unblock"}
+    assert set(subcommands) == {"show", "set", "budget", "reset", "block", "unblock"}
+    assert synced["settings"]["default_member_permissions"] == 32
     set_options = {o["name"]: o for o in subcommands["set"]["options"]}
     assert [c["value"] for c in set_options["scope"]["choices"]] == ["member", "server"]
     assert [c["value"] for c in set_options["window"]["choices"]] == ["hour", "day", "week", "month"]

@@ -64,7 +64,7 @@ async def test_settings_is_a_hidden_group_of_subcommands(discord_server: FakeDis
     assert settings_command["default_member_permissions"] == 32  # Manage Server
     assert settings_command["contexts"] == [0]
     options = {o["name"]: o for o in settings_command["options"]}
-    assert set(options) == {"show", "channels", "words", "audit", "log-channel"}
+    assert set(options) == {"show", "channels", "words", "audit", "log-channel", "model"}
     assert {o["name"] for o in options["channels"]["options"]} == {"add", "remove", "list"}
     assert {o["name"] for o in options["words"]["options"]} == {"add", "remove", "list"}
     limits_set = next(o for o in synced["limits"]["options"] if o["name"] == "set")

@@ -105,10 +105,10 @@ class WatchedPacer:
         self.asked: list[float] = []
         self.released: dict[int, float] = {}
 
-    async def before_submit(self) -> None:
+    async def before_submit(self, model: str | None = None) -> None:
         n = len(self.asked)
         self.asked.append(time.monotonic())  # no await before the scheduler books the turn: same order
-        await self.scheduler.before_submit()
+        await self.scheduler.before_submit(model)
         self.released[n] = time.monotonic()
 
     def throttled(self) -> None:

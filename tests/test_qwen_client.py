@@ -21,7 +21,7 @@ from bot.errors import (
     ServiceMisconfigured,
 )
 from bot.qwen import GenerationParams, QwenImageClient, RetryPolicy
-from bot.qwen_responses import parse_retry_after
+from bot.qwen.responses import parse_retry_after
 from bot.settings import Secret
 from tests.fakes.qwen import FakeQwen, make_png
 

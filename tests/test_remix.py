@@ -56,6 +56,7 @@ async def test_every_result_carries_its_buttons(
     assert buttons(message) == {
         "Reroll": f"qi:reroll:{row['id']}",
         "Remix": f"qi:remix:{row['id']}",
+        "Edit": f"qi:edit:{row['id']}",
         "Details": f"qi:details:{row['id']}",
         "Delete": f"qi:delete:{row['id']}",
     }

@@ -9,19 +9,20 @@ from bot.db.records import GenerationRecord, NewGeneration, Status
 
 COLUMNS = (
     "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
-    "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id, task_id"
+    "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id, "
+    "task_id, inputs"
 )
 
 INSERT_GENERATION = (
     "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-    "prompt_extend, prompt, negative_prompt, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "prompt_extend, prompt, negative_prompt, parent_id, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 #: A request refused before admission: denied at once, with the reason as its error code.
 INSERT_REFUSAL = (
     "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-    "prompt_extend, prompt, negative_prompt, parent_id, error_code, finished_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "prompt_extend, prompt, negative_prompt, parent_id, inputs, error_code, finished_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -40,6 +41,7 @@ def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[An
         new.prompt,
         new.negative_prompt or None,
         new.parent_id,
+        new.inputs,
     )
 
 

@@ -101,12 +101,22 @@ class SqlLimitsRepository:
         at: float,
         caps: QueueCaps | None = None,
         status: Status = Status.QUEUED,
+        count: int = 1,
     ) -> Admission:
         """Check the block list, `caps` and `limits` and record the request, denied or not, in one
         INSERT ... SELECT, serialised per guild: simultaneous requests cannot all see the same free slot."""
         assert new.guild_id is not None
         sql, limit_parameters, windows = _admission_sql(self._db.dialect, limits, caps)
         parameters = dict(limit_parameters)
+        # Room for `count` images: the (max - count + 1)-th newest counted one must be out of the window.
+        parameters.update(
+            {
+                key: max(0, int(value) - (count - 1))
+                for key, value in limit_parameters.items()
+                if key.startswith("skip") and isinstance(value, int)
+            }
+        )
+        parameters["count"] = count
         parameters.update({f"since{n}": at - seconds for n, seconds in enumerate(windows)})
         parameters.update(
             guild=new.guild_id,
@@ -121,10 +131,12 @@ class SqlLimitsRepository:
             prompt=new.prompt,
             negative_prompt=new.negative_prompt or None,
             parent=new.parent_id,
+            inputs=new.inputs,
         )
-        [row] = await self._db.fetch_serialised(sql, parameters, key=new.guild_id)
-        denial = _denial(row["error_code"], row["denied_until"], limits, caps)
-        return Admission(generation_id=row["id"], denial=denial)
+        rows = await self._db.fetch_serialised(sql, parameters, key=new.guild_id)
+        ids = tuple(sorted(int(row["id"]) for row in rows))
+        denial = _denial(rows[0]["error_code"], rows[0]["denied_until"], limits, caps)
+        return Admission(generation_id=ids[0], denial=denial, generation_ids=ids)
 
     async def busiest_member(self, guild_id: int, *, since: float) -> tuple[int, int] | None:
         row = await self._db.fetch_one(
@@ -173,8 +185,8 @@ def _admission_sql(
         parameters[f"skip{n}"] = limit.max_count - 1
     codes = [
         "WHEN blocked THEN 'blocked'",
-        "WHEN member_jobs >= :member_cap THEN 'member_queue'",
-        "WHEN guild_jobs >= :guild_cap THEN 'server_queue'",
+        "WHEN member_jobs + :count > :member_cap THEN 'member_queue'",
+        "WHEN guild_jobs + :count > :guild_cap THEN 'server_queue'",
     ]
     if closed is not None:
         codes.append(f"WHEN TRUE THEN '{Denial(DenialKind.LIMIT, limit=closed).code}'")
@@ -185,7 +197,8 @@ def _admission_sql(
     latest = ", ".join([f"COALESCE(frees{n}, 0)" for n in range(len(checked))] + ["0", "0"])
     unfinished_index = dialect.indexed_by("generations_unfinished")
     sql = f"""
-        WITH checks AS {dialect.computed_once} (
+        WITH RECURSIVE copies (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copies WHERE n < :count),
+        checks AS {dialect.computed_once} (
             SELECT
                 EXISTS (SELECT 1 FROM blocked_members WHERE guild_id = :guild AND member_id = :member) AS blocked,
                 (SELECT COUNT(*) FROM generations {unfinished_index}
@@ -199,12 +212,14 @@ def _admission_sql(
             FROM (SELECT *, NULLIF({dialect.greatest}({latest}), 0) AS frees FROM checks) AS checked
         )
         INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, error_code, finished_at,
-            denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id)
+            denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id, inputs)
         SELECT :guild, :channel, :member, :at, CASE WHEN code IS NULL THEN :status ELSE 'denied' END, code,
             CASE WHEN code IS NULL THEN NULL ELSE CAST(:at AS DOUBLE PRECISION) END,
             CASE WHEN code LIKE 'limit:%' THEN frees END,
-            :model, :size, :seed, :prompt_extend, :prompt, :negative_prompt, :parent
-        FROM decision
+            :model, :size, (CAST(:seed AS BIGINT) + copies.n - 1) % 2147483648, :prompt_extend, :prompt,
+            :negative_prompt, :parent, :inputs
+        FROM decision CROSS JOIN copies
+        WHERE copies.n = 1 OR decision.code IS NULL
         RETURNING id, error_code, denied_until
     """
     return sql, parameters, tuple(float(limit.window.seconds) for limit in checked)

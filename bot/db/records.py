@@ -36,6 +36,8 @@ class NewGeneration:
     prompt: str
     negative_prompt: str = ""
     parent_id: int | None = None
+    #: Input images of an edit (0: text to image).
+    inputs: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class GenerationRecord:
     parent_id: int | None
     message_id: int | None
     task_id: str | None = None
+    inputs: int = 0
 
 
 class GenerationRepository(Protocol):
@@ -162,6 +165,8 @@ class Admission:
 
     generation_id: int
     denial: Denial | None
+    #: Every row admitted, one per image asked for (the first is `generation_id`).
+    generation_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,7 @@ class LimitsRepository(Protocol):
         at: float,
         caps: QueueCaps | None = None,
         status: Status = Status.QUEUED,
+        count: int = 1,
     ) -> Admission:
         """Atomically check the block list, `caps` and `limits`, and write the request's row (denied too)."""
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.db import MetaRepository
-from bot.qwen import GeneratedImage
+from bot.services.budget import BudgetService
+from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
+from bot.services.models import ModelService
 from bot.services.scheduler import Scheduler
 from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
@@ -20,6 +23,10 @@ class Services:
     generation: GenerationService
     limits: LimitsService
     usage: UsageService
-    scheduler: Scheduler[GeneratedImage]
+    #: Its jobs return a GeneratedImage (text to image) or a list of them (an edit).
+    scheduler: Scheduler[Any]
     meta: MetaRepository
     settings: SettingsService
+    editing: EditService | None = None
+    models: ModelService | None = None
+    budget: BudgetService | None = None

@@ -30,11 +30,16 @@ from bot.qwen import (
     GenerationParams,
     QwenImageClient,
 )
+from bot.qwen.inputs import SourceImage
 from bot.sizes import ImageSize, find_size
 
 log = logging.getLogger(__name__)
 
 MISSING_RECORD = "I can't find this image's details anymore."
+EDITED_IMAGE = (
+    "This image was edited from pictures the bot doesn't keep, so it can't be made again this way: "
+    "use **Edit** on it to change it further."
+)
 #: Row ids are positive signed 64-bit integers (SQLite's rowid, PostgreSQL's bigint).
 MAX_ROW_ID = 2**63 - 1
 _ROW_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}")
@@ -76,6 +81,10 @@ class GenerationRequest:
     params: GenerationParams
     seed_was_random: bool
     parent_id: int | None = None
+    #: How many images one call makes (edits: 1 to the model's maximum).
+    count: int = 1
+    #: The images an edit starts from (Image 1, 2, 3); empty for text to image.
+    sources: tuple[SourceImage, ...] = ()
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
@@ -90,6 +99,7 @@ class GenerationRequest:
             prompt=self.params.prompt,
             negative_prompt=self.params.negative_prompt,
             parent_id=self.parent_id,
+            inputs=len(self.sources),
         )
 
 
@@ -102,10 +112,17 @@ class GenerationResult:
     image: PngImage
     request_id: str | None
 
+    seed: int | None = None
+
+    @property
+    def image_seed(self) -> int:
+        """This image's seed (an edit's n-th image has seed + n - 1)."""
+        return self.request.params.seed if self.seed is None else self.seed
+
     @property
     def filename(self) -> str:
         """The attachment's name, carrying the seed."""
-        return f"qwen-image-{self.request.params.seed}.png"
+        return f"qwen-image-{self.image_seed}.png"
 
 
 class GenerationService:
@@ -190,7 +207,7 @@ class GenerationService:
         tasks the task id is stored as soon as it exists, and a stored `task_id` is polled, not paid
         for again."""
         await self._generations.mark_running(generation_id, at=self._clock())
-        async with self._failures_recorded(generation_id, None):
+        async with self.failures_recorded(generation_id, None):
             if task_id is None and not self._use_async_tasks:
                 return await self._api.generate(request.params)
             if task_id is None:
@@ -202,9 +219,9 @@ class GenerationService:
         self, generation_id: int, request: GenerationRequest, generated: GeneratedImage, *, max_bytes: int
     ) -> GenerationResult:
         """Download the generated PNG (no API slot needed) and record the success."""
-        async with self._failures_recorded(generation_id, generated.request_id):
+        async with self.failures_recorded(generation_id, generated.request_id):
             image = await self._downloader.fetch_png(generated.url, max_bytes)
-        if (image.width, image.height) != (request.size.width, request.size.height):
+        if not request.sources and (image.width, image.height) != (request.size.width, request.size.height):
             log.warning(
                 "generation %d: asked for %s, got %dx%d", generation_id, request.size.value, image.width, image.height
             )
@@ -215,7 +232,7 @@ class GenerationService:
         return GenerationResult(generation_id, request, image, generated.request_id)
 
     @contextlib.asynccontextmanager
-    async def _failures_recorded(self, generation_id: int, request_id: str | None) -> AsyncIterator[None]:
+    async def failures_recorded(self, generation_id: int, request_id: str | None) -> AsyncIterator[None]:
         """A failure inside marks the row failed (not counted); a shutdown leaves it to be resumed."""
         try:
             yield
@@ -274,6 +291,8 @@ class GenerationService:
     @staticmethod
     def reusable(record: GenerationRecord) -> GenerationRecord:
         """`record`, if its parameters can still be reused; else GenerationUnavailable."""
+        if record.inputs:
+            raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
             raise GenerationUnavailable(
                 "This image is older than the server's retention period: its prompt has been deleted, "
@@ -330,6 +349,8 @@ class GenerationService:
         asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
         if record.member_id != member_id:
             raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
+        if record.inputs:
+            raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
             raise GenerationUnavailable(
                 "This request is older than the server's retention period: its prompt has been deleted."

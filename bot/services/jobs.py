@@ -39,6 +39,8 @@ class Job(Generic[R]):
     member_id: int
     work: Callable[[], Awaitable[R]]
     observer: JobObserver | None = None
+    #: The model it calls: the scheduler paces each model by its own limits.
+    model: str | None = None
     future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     last_position: int | None = None
 
@@ -74,6 +76,22 @@ class FairQueue(Generic[R]):
         self._pops += 1
         if len(self._served) > _HISTORY_LIMIT:
             self._forget_idle()
+        return job
+
+    def pop_ready(self, ready: Callable[[Job[R]], bool]) -> Job[R] | None:
+        """The next job in turn among those `ready` accepts (each member's first job only, so a
+        member's own jobs keep their order); None if no job is ready."""
+        waiting = {
+            guild_id: kept
+            for guild_id, members in self._waiting.items()
+            if (kept := {member_id: jobs for member_id, jobs in members.items() if ready(jobs[0])})
+        }
+        if not waiting:
+            return None
+        guild_id, member_id = _least_recently_served(waiting, self._served)
+        job = self._take(guild_id, member_id)
+        self._served[guild_id] = self._served[(guild_id, member_id)] = self._pops
+        self._pops += 1
         return job
 
     def remove(self, job: Job[R]) -> bool:

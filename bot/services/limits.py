@@ -82,14 +82,29 @@ class LimitsService:
         """Record the request as queued and return its generation id, or raise LimitDenied (the denial
         is logged too). Each member window takes the most generous value among the member's roles
         (resolved first); blocks, queue caps and limits are then checked in one transaction."""
+        return (await self.admit_images(request, role_ids))[0]
+
+    async def admit_images(self, request: GenerationRequest, role_ids: tuple[int, ...] = ()) -> tuple[int, ...]:
+        """Admit a request for `request.count` images: one queued row per image (seeds seed, seed+1, ...),
+        only if every window and cap has room for all of them; else LimitDenied."""
         assert request.guild_id is not None
         limits = tuple(s.limit for s in await self.for_member(request.guild_id, role_ids))
+        too_small = next((limit for limit in limits if 0 < limit.max_count < request.count), None)
+        if too_small is not None:
+            raise LimitDenied(
+                f"You asked for {request.count} images, more than this server's limit of {too_small.describe()}."
+            )
         admission = await self._repo.admit(
-            request.to_new_generation(), limits, at=self._clock(), caps=self._caps, status=Status.QUEUED
+            request.to_new_generation(),
+            limits,
+            at=self._clock(),
+            caps=self._caps,
+            status=Status.QUEUED,
+            count=request.count,
         )
         if admission.denial is not None:
             raise LimitDenied(denial_message(admission.denial))
-        return admission.generation_id
+        return admission.generation_ids or (admission.generation_id,)
 
     async def set_limit(
         self, guild_id: int, scope: Scope, window: Window, max_count: int | None, *, by: int

@@ -24,6 +24,8 @@ from bot.services.jobs import FairQueue, Job, QueuePosition
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+#: A model's limits: (submissions per window, window seconds, calls in flight; 0 = the account's limit).
+ModelPace = tuple[int, float, int]
 
 #: After the grace period, how long interrupted requests get to tell their members.
 FAREWELL_SECONDS = 2.0
@@ -44,8 +46,11 @@ class Scheduler(Generic[R]):
         hold_seconds: float = 30.0,
         report_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        pace: Callable[[str | None], ModelPace] | None = None,
     ) -> None:
         self.max_concurrency = max_concurrency
+        self._pace = pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0))
+        self._model_submissions: dict[str, deque[float]] = {}
         self._limit = float(max_concurrency)
         self._submissions: deque[float] = deque(maxlen=max(1, int(submits_per_second)))
         self._hold_seconds = hold_seconds
@@ -200,10 +205,15 @@ class Scheduler(Generic[R]):
 
     async def _dispatch_forever(self) -> None:
         while True:
-            while not (len(self._queue) and len(self._running) < self.limit):
+            job = None
+            if len(self._queue) and len(self._running) < self.limit:
+                job = self._queue.pop_ready(self._model_ready)
+            if job is None:
                 self._wake.clear()
-                await self._wake.wait()
-            job = self._queue.pop()
+                # A job whose model has no submission turn yet waits without holding a slot.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_turn_in())
+                continue
             self._running.add(job)
             task = asyncio.create_task(self._execute(job), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
@@ -247,14 +257,47 @@ class Scheduler(Generic[R]):
             position = QueuePosition(ahead, (ahead // self.limit + 1) * eta_round)
             _quietly(functools.partial(job.observer.queued, position))
 
+    # ---------------------------------------------------------------- per-model pacing
+    def _model_window(self, model: str | None) -> tuple[deque[float], float, int]:
+        submissions, window, concurrency = self._pace(model)
+        key = model or ""
+        turns = self._model_submissions.get(key)
+        if turns is None or turns.maxlen != submissions:
+            turns = self._model_submissions[key] = deque(turns or (), maxlen=max(1, submissions))
+        return turns, window, concurrency
+
+    def _model_ready(self, job: Job[R]) -> bool:
+        """Whether `job`'s model has a submission turn now and a free call of its own."""
+        turns, window, concurrency = self._model_window(job.model)
+        if concurrency and sum(1 for running in self._running if running.model == job.model) >= concurrency:
+            return False
+        return len(turns) < (turns.maxlen or 1) or turns[0] + window <= self._clock()
+
+    def _next_turn_in(self) -> float | None:
+        """Seconds until a waiting job's model next has a turn (None: wait for a change)."""
+        if not len(self._queue) or len(self._running) >= self.limit:
+            return None
+        now, soonest = self._clock(), None
+        for job in self._queue.in_order():
+            turns, window, _ = self._model_window(job.model)
+            if len(turns) == turns.maxlen:
+                at = turns[0] + window - now
+                soonest = at if soonest is None else min(soonest, at)
+        return None if soonest is None else max(0.01, soonest)
+
     # ---------------------------------------------------------------- pacing (the API client's Pacer)
-    async def before_submit(self) -> None:
-        """Wait for this submission's turn: at most `submits_per_second` in any one-second window."""
+    async def before_submit(self, model: str | None = None) -> None:
+        """Wait for this submission's turn: at most `submits_per_second` in any one-second window for
+        the account, and at most the model's own submissions in its window."""
         now = self._clock()
         turn = now
         if len(self._submissions) == self._submissions.maxlen:
             turn = max(now, self._submissions[0] + 1.0)
+        turns, window, _ = self._model_window(model)
+        if len(turns) == turns.maxlen:
+            turn = max(turn, turns[0] + window)
         self._submissions.append(turn)  # reserved now, so concurrent callers queue behind it
+        turns.append(turn)
         if turn > now:
             await asyncio.sleep(turn - now)
 

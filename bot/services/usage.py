@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO
 
-from bot.db.records import GenerationRecord, UsageRepository, UsageSummary
+from bot.db.records import GenerationRecord, Status, UsageRepository, UsageSummary
+from bot.qwen.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ CSV_COLUMNS = (
     "request_id",
     "image_bytes",
     "parent_id",
+    "price_usd",
 )
 
 
@@ -65,6 +67,8 @@ class UsageReport:
     period: Period
     summary: UsageSummary
     cost_usd: float
+    #: (model, images made, estimated cost) for each model used.
+    per_model: tuple[tuple[str, int, float], ...] = ()
 
     @property
     def images_made(self) -> int:
@@ -116,9 +120,12 @@ class UsageService:
         region: str,
         retention_days: int,
         clock: Callable[[], float] = time.time,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self._repo = repository
         self._prices = PRICES_USD[region]
+        if catalogue is not None:
+            self._prices = {name: spec.price(region) for name, spec in catalogue.models.items()}
         self._retention_seconds = retention_days * 86400
         self._clock = clock
 
@@ -126,8 +133,11 @@ class UsageService:
         """Images, failures, denials, top members and estimated cost over `period`; images Discord
         refused to take were made and billed all the same, so they are in the images and the cost."""
         summary = await self._repo.summary(guild_id, since=self._clock() - period.seconds)
-        cost = sum(self._prices.get(model, 0.0) * count for model, count in summary.succeeded_by_model.items())
-        return UsageReport(period, summary, cost)
+        per_model = tuple(
+            (model, count, self._prices.get(model, 0.0) * count)
+            for model, count in sorted(summary.succeeded_by_model.items())
+        )
+        return UsageReport(period, summary, sum(cost for _, _, cost in per_model), per_model)
 
     async def export_csv(self, guild_id: int, period: Period, *, max_bytes: int) -> CsvExport:
         """The period's rows as CSV, no larger than `max_bytes`; memory use stays bounded however many."""
@@ -138,7 +148,7 @@ class UsageService:
             records = self._repo.rows(guild_id, since=self._clock() - period.seconds)
             try:
                 async for record in records:
-                    line = lines.encode(_csv_row(record))
+                    line = lines.encode(_csv_row(record, self._price_of(record)))
                     if size + len(line) > max_bytes:
                         complete = False
                         break
@@ -152,6 +162,11 @@ class UsageService:
             spool.close()
             raise
         return CsvExport(spool, size, rows, complete)
+
+    def _price_of(self, record: GenerationRecord) -> float:
+        """What a row cost at list price: made images only (a failed or refused one is not billed)."""
+        made = record.status in (Status.SUCCEEDED, Status.UNDELIVERED)
+        return self._prices.get(record.model, 0.0) if made else 0.0
 
     async def apply_retention(self) -> int:
         """Clear the prompts of rows older than the retention period; counts stay."""
@@ -175,7 +190,7 @@ class _CsvLines:
         return self._buffer.getvalue().encode()
 
 
-def _csv_row(record: GenerationRecord) -> list[object]:
+def _csv_row(record: GenerationRecord, price: float) -> list[object]:
     return [
         record.id,
         iso(record.requested_at),
@@ -194,4 +209,5 @@ def _csv_row(record: GenerationRecord) -> list[object]:
         record.request_id or "",
         record.image_bytes if record.image_bytes is not None else "",
         record.parent_id or "",
+        f"{price:.4f}",
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -12,7 +11,7 @@ import discord
 from bot.errors import UploadFailed
 from bot.services import Services
 from bot.ui.presentation import failure_text
-from bot.ui.replies import describe, reply, tell
+from bot.ui.replies import Embeds, Files, describe, reply, tell
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +69,14 @@ async def deliver_result(
     generation_id: int,
     *,
     content: str | None,
-    embed: discord.Embed,
-    file: Callable[[], discord.File],
+    embed: Embeds,
+    file: Files,
     view: discord.ui.View,
+    also: tuple[int, ...] = (),
 ) -> None:
     """Post a made image for `interaction` (its message, else its channel), remember where; if Discord
-    won't take it, record it undelivered and tell the member wherever still possible."""
+    won't take it, record it undelivered and tell the member wherever still possible. `also`: the other
+    images of the same message (an edit with several results), recorded the same way."""
     error: BaseException | None = None
     try:
         message = await reply(interaction, content=content, embed=embed, file=file, view=view)
@@ -85,7 +86,10 @@ async def deliver_result(
         message, error = None, exc
     if message is None:
         failure = await record_undelivered(services, generation_id, error)
+        for other in also:
+            await record_undelivered(services, other, error)
         await tell(interaction, failure_text(failure.user_message))
         return
-    await services.generation.remember_message(generation_id, channel_id=message.channel.id, message_id=message.id)
+    for shown in (generation_id, *also):
+        await services.generation.remember_message(shown, channel_id=message.channel.id, message_id=message.id)
     interaction.client.dispatch("generation_delivered", generation_id)

@@ -43,16 +43,20 @@ def result_embed(result: GenerationResult, requester: discord.abc.User | None) -
         colour=EMBED_COLOUR,
     )
     if requester is not None:
-        embed.set_author(name=clip(f"{requester.display_name} imagined", 256), icon_url=requester.display_avatar.url)
+        verb = "edited" if result.request.sources else "imagined"
+        embed.set_author(name=clip(f"{requester.display_name} {verb}", 256), icon_url=requester.display_avatar.url)
     if params.negative_prompt:
         embed.add_field(name="Negative prompt", value=user_text(params.negative_prompt, FIELD_LIMIT), inline=False)
     embed.add_field(name="Size", value=result.request.size.choice_name)
     seed_note = " (random)" if result.request.seed_was_random else ""
-    embed.add_field(name="Seed", value=f"`{params.seed}`{seed_note}")
+    seed = result.image_seed
+    embed.add_field(name="Seed", value=f"`{seed}`{seed_note}")
     embed.add_field(name="Model", value=params.model)
     embed.add_field(name="Prompt rewriting", value=on_off(params.prompt_extend))
     embed.set_image(url=f"attachment://{result.filename}")
-    embed.set_footer(text=f"Requested by {requester.name} · seed {params.seed}" if requester else f"Seed {params.seed}")
+    if result.request.sources:
+        embed.add_field(name="Edited from", value=f"{len(result.request.sources)} image(s)")
+    embed.set_footer(text=f"Requested by {requester.name} · seed {seed}" if requester else f"Seed {seed}")
     return embed
 
 
@@ -72,11 +76,13 @@ def code_safe(text: str) -> str:
 
 
 def imagine_command_line(record: GenerationRecord) -> str:
-    """The /imagine command that reproduces a generation."""
-    parts = [f"/imagine prompt:{record.prompt or ''}"]
+    """The /imagine (or, for an edited image, /edit) command that reproduces a generation."""
+    parts = [f"/{'edit' if record.inputs else 'imagine'} prompt:{record.prompt or ''}"]
     if record.negative_prompt:
         parts.append(f"negative_prompt:{record.negative_prompt}")
-    parts += [f"size:{record.size}", f"seed:{record.seed}", f"enhance:{record.prompt_extend}"]
+    if record.size:
+        parts.append(f"size:{record.size}")
+    parts += [f"seed:{record.seed}", f"enhance:{record.prompt_extend}"]
     return code_safe(" ".join(parts))
 
 
@@ -87,10 +93,12 @@ def details_embed(record: GenerationRecord, lineage: list[GenerationRecord]) -> 
     else:
         command = clip(imagine_command_line(record), 1900)
         description = f"**Prompt**\n{user_text(record.prompt, 1800)}\n\n**Reproduce with**\n```\n{command}\n```"
+        if record.inputs:
+            description += f"\nwith the same {record.inputs} input image(s), which the bot doesn't keep."
     embed = discord.Embed(title=f"Image #{record.id}", description=description, colour=EMBED_COLOUR)
     if record.negative_prompt:
         embed.add_field(name="Negative prompt", value=user_text(record.negative_prompt, FIELD_LIMIT), inline=False)
-    embed.add_field(name="Size", value=record.size.replace("*", "×"))
+    embed.add_field(name="Size", value=record.size.replace("*", "×") or "as the input")
     embed.add_field(name="Seed", value=f"`{record.seed}`")
     embed.add_field(name="Model", value=record.model)
     embed.add_field(name="Prompt rewriting", value=on_off(record.prompt_extend))
@@ -101,7 +109,8 @@ def details_embed(record: GenerationRecord, lineage: list[GenerationRecord]) -> 
             + (f" ({link})" if (link := jump_url(parent.guild_id, parent.channel_id, parent.message_id)) else "")
             for parent in lineage
         ]
-        embed.add_field(name="Remixed from", value=clip(" ← ".join(steps), FIELD_LIMIT), inline=False)
+        label = "Edited from" if record.inputs else "Remixed from"
+        embed.add_field(name=label, value=clip(" ← ".join(steps), FIELD_LIMIT), inline=False)
     note = "The same seed with the same options gives a consistent image, not an identical one."
     if record.prompt_extend:
         note += " Prompt rewriting was on: the service rewrites the prompt on every run, so results vary more."

@@ -38,7 +38,8 @@ async def resume_unfinished(client: discord.Client, services: Services, records:
 async def _resume(client: discord.Client, services: Services, record: GenerationRecord) -> None:
     channel = client.get_partial_messageable(record.channel_id) if record.channel_id else None
     too_old = time.time() - record.requested_at > RESUME_WITHIN_SECONDS
-    if channel is None or record.prompt is None or too_old:
+    # An edit's input images are never stored, so an interrupted edit can't be made again.
+    if channel is None or record.prompt is None or too_old or record.inputs:
         await services.generation.abandon(record.id, "Interrupted")
         if channel is not None:
             await post_to_channel(
@@ -72,6 +73,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     guild_id=record.guild_id or 0,
                     member_id=record.member_id,
                     work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
+                    model=record.model,
                 )
             )
             async with services.scheduler.within_grace():

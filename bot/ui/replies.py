@@ -33,6 +33,23 @@ RATE_LIMIT_ROUNDS = 5
 MAX_RATE_LIMIT_WAIT = 30.0
 
 
+#: One embed or several (an edit with several results shows one per image).
+Embeds = discord.Embed | list[discord.Embed] | None
+#: Makes the message's file(s) afresh: a discord.File can be sent only once.
+Files = Callable[[], discord.File | list[discord.File]] | None
+
+
+def _embeds(embed: Embeds) -> list[discord.Embed]:
+    return [] if embed is None else embed if isinstance(embed, list) else [embed]
+
+
+def _files(file: Files) -> list[discord.File]:
+    if file is None:
+        return []
+    made = file()
+    return made if isinstance(made, list) else [made]
+
+
 def is_expired(error: discord.HTTPException) -> bool:
     """Whether Discord refused because the interaction or its token is gone."""
     return error.code in (EXPIRED_TOKEN, UNKNOWN_INTERACTION)
@@ -107,8 +124,8 @@ async def reply(
     interaction: discord.Interaction[Any],
     *,
     content: str | None = None,
-    embed: discord.Embed | None = None,
-    file: Callable[[], discord.File] | None = None,
+    embed: Embeds = None,
+    file: Files = None,
     view: discord.ui.View | None = None,
     ephemeral: bool = False,
 ) -> discord.Message | None:
@@ -124,8 +141,8 @@ async def reply(
         if not interaction.response.is_done():
             callback = await interaction.response.send_message(
                 content=content,
-                embed=embed or discord.utils.MISSING,
-                files=[file()] if file else discord.utils.MISSING,
+                embeds=_embeds(embed) or discord.utils.MISSING,
+                files=_files(file) or discord.utils.MISSING,
                 view=view or discord.utils.MISSING,
                 ephemeral=ephemeral,
                 allowed_mentions=NO_MENTIONS,
@@ -136,8 +153,8 @@ async def reply(
             return await with_retries(
                 lambda: interaction.edit_original_response(
                     content=content,
-                    embed=embed,
-                    attachments=[file()] if file else [],
+                    embeds=_embeds(embed),
+                    attachments=_files(file),
                     view=view,
                     allowed_mentions=NO_MENTIONS,
                 ),
@@ -147,8 +164,8 @@ async def reply(
         return await with_retries(
             lambda: interaction.followup.send(
                 content=content or discord.utils.MISSING,
-                embed=embed or discord.utils.MISSING,
-                files=[file()] if file else discord.utils.MISSING,
+                embeds=_embeds(embed) or discord.utils.MISSING,
+                files=_files(file) or discord.utils.MISSING,
                 view=view or discord.utils.MISSING,
                 ephemeral=ephemeral,
                 allowed_mentions=NO_MENTIONS,
@@ -175,8 +192,8 @@ async def send_to_channel(
     requester_id: int,
     *,
     content: str | None,
-    embed: discord.Embed | None,
-    file: Callable[[], discord.File] | None,
+    embed: Embeds,
+    file: Files,
     view: discord.ui.View | None = None,
 ) -> discord.Message:
     """Post in a channel, mentioning (and pinging) only the requester; raise if Discord refuses."""
@@ -184,8 +201,8 @@ async def send_to_channel(
     return await with_retries(
         lambda: channel.send(
             content=f"{mention} {content}" if content else mention,
-            embed=embed or discord.utils.MISSING,
-            files=[file()] if file else discord.utils.MISSING,
+            embeds=_embeds(embed) or discord.utils.MISSING,
+            files=_files(file) or discord.utils.MISSING,
             view=view or discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(requester_id)]),
         ),
@@ -199,8 +216,8 @@ async def post_to_channel(
     requester_id: int,
     *,
     content: str | None,
-    embed: discord.Embed | None,
-    file: Callable[[], discord.File] | None,
+    embed: Embeds,
+    file: Files,
     view: discord.ui.View | None = None,
 ) -> discord.Message | None:
     """`send_to_channel`, best effort: a refusal is logged and None returned."""

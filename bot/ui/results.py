@@ -10,7 +10,15 @@ from typing import Any
 
 import discord
 
-from bot.errors import BlockedWordUsed, CannotPostHere, OutcomeUnknown, QwenImagineError, Restarting, WrongChannel
+from bot.errors import (
+    BlockedWordUsed,
+    BudgetExceeded,
+    CannotPostHere,
+    OutcomeUnknown,
+    QwenImagineError,
+    Restarting,
+    WrongChannel,
+)
 from bot.services import Services
 from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
@@ -30,6 +38,7 @@ log = logging.getLogger(__name__)
 RESULT_ACTIONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "reroll": ("Reroll", discord.ButtonStyle.primary, "🎲"),
     "remix": ("Remix", discord.ButtonStyle.secondary, "✏️"),
+    "edit": ("Edit", discord.ButtonStyle.secondary, "🖌️"),
     "details": ("Details", discord.ButtonStyle.secondary, "ℹ️"),
     "delete": ("Delete", discord.ButtonStyle.danger, "🗑️"),
 }
@@ -41,7 +50,7 @@ class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     # Any id after the action matches, so a malformed one is answered (as naming no image) rather
     # than ignored; `parse_generation_id` decides what is an id.
-    template=re.compile(r"qi:(?P<action>reroll|remix|details|delete):(?P<id>.*)", re.DOTALL),
+    template=re.compile(r"qi:(?P<action>reroll|remix|edit|details|delete):(?P<id>.*)", re.DOTALL),
 ):
     """A result's button. Its custom_id carries only the generation id, so it works after restarts;
     a click becomes a `result_action` event (with the id, or None if the custom_id's id is not one)
@@ -81,11 +90,12 @@ class Credit:
 
     creator_id: int
     jump_url: str | None
+    verb: str = "Remixed"
 
     def line(self) -> str:
         """`Remixed from @creator's image: <link>` (sent with mentions disabled)."""
         link = f": {self.jump_url}" if self.jump_url else ""
-        return f"Remixed from <@{self.creator_id}>'s image{link}"
+        return f"{self.verb} from <@{self.creator_id}>'s image{link}"
 
 
 async def generate_and_deliver(
@@ -94,6 +104,7 @@ async def generate_and_deliver(
     request: GenerationRequest,
     *,
     credit: Credit | None = None,
+    note: str | None = None,
 ) -> None:
     """Refuse what can't be done here (privately, before anything is sent or charged), admit the
     request, acknowledge publicly, wait in the queue showing progress, generate, and post the image
@@ -104,20 +115,9 @@ async def generate_and_deliver(
     its member is told it will be posted after the restart."""
     scheduler = services.scheduler
     async with scheduler.delivering():  # from the first write on: a shutdown waits for this request's last message
-        origin = origin_of(interaction)
-        try:
-            await services.settings.check(interaction.guild_id or 0, origin, request)
-        except (WrongChannel, BlockedWordUsed) as refused:
-            await services.generation.refuse(request, refused.code)
-            raise
-        missing = missing_result_permissions(interaction)
-        if missing:
-            refusal = CannotPostHere(missing)
-            await services.generation.refuse(request, refusal_code(refusal))
-            raise refusal
-        scheduler.ensure_accepting()
+        origin = await refuse_what_cannot_be_done_here(interaction, services, request)
         generation_id = await services.limits.admit(request, origin.role_ids)
-        await _acknowledge(interaction, services, generation_id)
+        await acknowledge(interaction, services, generation_id)
         progress = InteractionProgress(interaction)
         try:
             try:
@@ -128,6 +128,7 @@ async def generate_and_deliver(
                         member_id=interaction.user.id,
                         work=lambda: services.generation.call_api(generation_id, request),
                         observer=progress,
+                        model=request.params.model,
                     )
                 )
                 async with scheduler.within_grace():
@@ -141,7 +142,7 @@ async def generate_and_deliver(
             await report_error(interaction, await services.generation.cut_short(generation_id))
             return
         except QwenImagineError as error:
-            await _report_failure(interaction, services, generation_id, error)
+            await report_failure(interaction, services, generation_id, error)
             return
         except Exception as error:
             await _release(services, generation_id, type(error).__name__)
@@ -152,7 +153,7 @@ async def generate_and_deliver(
                     interaction,
                     services,
                     generation_id,
-                    content=credit.line() if credit else None,
+                    content="\n".join(line for line in (credit.line() if credit else None, note) if line) or None,
                     embed=result_embed(result, interaction.user),
                     file=lambda: result_file(result),
                     view=result_view(generation_id),
@@ -171,7 +172,41 @@ def origin_of(interaction: discord.Interaction[Any]) -> Origin:
     return Origin(interaction.channel_id, parent_id, role_ids)
 
 
-async def _acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
+async def refuse_what_cannot_be_done_here(
+    interaction: discord.Interaction[Any], services: Services, request: GenerationRequest
+) -> Origin:
+    """Every way of generating passes here before admission: the server's allowed channels and
+    blocked words, the bot's own permissions in the channel, shutdown, and the spending caps. A
+    refusal is recorded (denied, never counted) and raised, before anything is sent or charged.
+    Returns where the request comes from, for the member's role limits."""
+    origin = origin_of(interaction)
+    try:
+        await services.settings.check(interaction.guild_id or 0, origin, request)
+    except (WrongChannel, BlockedWordUsed) as refused:
+        await services.generation.refuse(request, refused.code)
+        raise
+    missing = missing_result_permissions(interaction)
+    if missing:
+        refusal = CannotPostHere(missing)
+        await services.generation.refuse(request, refusal_code(refusal))
+        raise refusal
+    services.scheduler.ensure_accepting()
+    await check_budget(services, request)
+    return origin
+
+
+async def check_budget(services: Services, request: GenerationRequest) -> None:
+    """Refuse (privately, recorded as denied) a request that could pass a spending cap."""
+    if services.budget is None or request.guild_id is None:
+        return
+    try:
+        await services.budget.check(request.guild_id, request.params.model, request.count)
+    except BudgetExceeded as refusal:
+        await services.generation.refuse(request, refusal.code)
+        raise
+
+
+async def acknowledge(interaction: discord.Interaction[Any], services: Services, generation_id: int) -> None:
     """Defer publicly; if shutdown began meanwhile or the acknowledgement fails in any way (too late,
     a broken connection, cancelled), release the request at once, uncharged, and re-raise."""
     try:
@@ -182,7 +217,7 @@ async def _acknowledge(interaction: discord.Interaction[Any], services: Services
         raise
 
 
-async def _report_failure(
+async def report_failure(
     interaction: discord.Interaction[Any], services: Services, generation_id: int, error: QwenImagineError
 ) -> None:
     """Tell the member why there is no image; a request turned away at the queue's door is released

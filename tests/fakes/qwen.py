@@ -9,7 +9,9 @@ reading a request, or to refuse connections altogether.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import io
 import itertools
 import json
 import struct
@@ -22,10 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from PIL import Image
 
 SYNC_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 ASYNC_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
-MODELS = ("qwen-image-plus", "qwen-image")
+MODELS = ("qwen-image-plus", "qwen-image", "qwen-image-max")
+#: Edit models and the most images one request may ask for.
+EDIT_MODELS = {"qwen-image-edit-plus": 6, "qwen-image-edit-max": 6, "qwen-image-edit": 1}
 SIZES = ("1664*928", "1472*1140", "1328*1328", "1140*1472", "928*1664", "1472*1104", "1104*1472")
 
 
@@ -77,6 +82,13 @@ class FakeQwen:
         self.max_in_flight = 0
         self.throttled = 0
         self.served_images = 0
+        #: Submissions each model allows in a window of seconds (as the tests' catalogue paces them).
+        self.model_limits: dict[str, tuple[int, float]] = {"qwen-image-max": (2, 1.5), "qwen-image-edit-max": (2, 1.5)}
+        self._model_submissions: dict[str, deque[float]] = {}
+        #: 429s answered because a model's own submission limit was passed.
+        self.model_throttled = 0
+        #: Edit request bodies the fake accepted, in order.
+        self.edits: list[dict[str, Any]] = []
         self._injected: deque[Injected] = deque()
         self._url_overrides: deque[Callable[[str], str]] = deque()
         self._images: dict[str, bytes] = {}
@@ -100,7 +112,7 @@ class FakeQwen:
     # lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
-        app = web.Application(client_max_size=1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post(SYNC_PATH, self._sync)
         app.router.add_post(ASYNC_PATH, self._async_create)
         app.router.add_get("/api/v1/tasks/{task_id}", self._task)
@@ -277,6 +289,10 @@ class FakeQwen:
     async def _answer_sync(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         if (auth := self._auth_error(request)) is not None:
             return auth
+        if self._model_over_limit(recorded.body):
+            self.throttled += 1
+            self.model_throttled += 1
+            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
         if self.in_flight >= self.max_concurrency:
             self.throttled += 1
             return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
@@ -297,31 +313,67 @@ class FakeQwen:
         finally:
             self.in_flight -= 1
 
+    def _model_over_limit(self, body: Any) -> bool:
+        """Whether this submission passes its model's own limit (it counts as one either way)."""
+        model = body.get("model") if isinstance(body, dict) else None
+        if model not in self.model_limits:
+            return False
+        count, window = self.model_limits[model]
+        now = time.monotonic()
+        recent = self._model_submissions.setdefault(model, deque())
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        recent.append(now)
+        return len(recent) > count
+
     def _generate(self, body: Any) -> web.Response:
+        if isinstance(body, dict) and body.get("model") in EDIT_MODELS:
+            return self._edit(body)
         problem = validate_sync_body(body)
         if problem:
             return self._error(400, "InvalidParameter", problem)
         parameters = body.get("parameters", {})
         size = parameters.get("size", "1328*1328")
         width, height = (int(v) for v in size.split("*"))
-        seed = parameters.get("seed", 0)
-        name = f"{uuid.uuid4().hex}.png"
-        # Eight colours are plenty, and cached images keep the fake's CPU out of the bot's measurements.
-        self._images[name] = make_png(width, height, seed % 8)
-        url = self.oss_url(name)
-        if self._url_overrides:
-            url = self._url_overrides.popleft()(url)
+        return self._answer_images(width, height, parameters.get("seed", 0), 1)
+
+    def _edit(self, body: dict[str, Any]) -> web.Response:
+        problem, status, code = check_edit_body(body)
+        if problem:
+            return self._error(status, code, problem)
+        parameters = body.get("parameters", {})
+        size = parameters.get("size")
+        if size:
+            width, height = (int(v) for v in size.split("*"))
+        else:
+            width, height = 1024, 1024
+        self.edits.append(body)
+        return self._answer_images(width, height, parameters.get("seed", 0), int(parameters.get("n", 1)))
+
+    def _answer_images(self, width: int, height: int, seed: int, count: int) -> web.Response:
+        urls = []
+        for index in range(count):
+            name = f"{uuid.uuid4().hex}.png"
+            # Eight colours are plenty, and cached images keep the fake's CPU out of the bot's measurements.
+            self._images[name] = make_png(width, height, (seed + index) % 8)
+            url = self.oss_url(name)
+            if self._url_overrides:
+                url = self._url_overrides.popleft()(url)
+            urls.append(url)
         request_id = f"req-{next(self._ids)}"
         return _json(
             200,
             {
                 "output": {
                     "choices": [
-                        {"finish_reason": "stop", "message": {"role": "assistant", "content": [{"image": url}]}}
+                        {
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": [{"image": url} for url in urls]},
+                        }
                     ],
-                    "task_metric": {"TOTAL": 1, "FAILED": 0, "SUCCEEDED": 1},
+                    "task_metric": {"TOTAL": count, "FAILED": 0, "SUCCEEDED": count},
                 },
-                "usage": {"width": width, "image_count": 1, "height": height},
+                "usage": {"width": width, "image_count": count, "height": height},
                 "request_id": request_id,
             },
             request_id,
@@ -438,6 +490,53 @@ def validate_sync_body(body: Any) -> str | None:
     seed = parameters.get("seed", 0)
     if not isinstance(seed, int) or not 0 <= seed <= 2_147_483_647:
         return "seed must be in [0, 2147483647]"
+    return None
+
+
+def check_edit_body(body: dict[str, Any]) -> tuple[str | None, int, str]:
+    """What the service would refuse in an edit body: (problem, status, code), problem None if acceptable."""
+    messages = body.get("input", {}).get("messages")
+    if not isinstance(messages, list) or len(messages) != 1 or messages[0].get("role") != "user":
+        return "messages must contain exactly one user message", 400, "InvalidParameter"
+    content = messages[0].get("content")
+    if not isinstance(content, list) or not content or not isinstance(content[-1].get("text"), str):
+        return "content must end with one text element", 400, "InvalidParameter"
+    images = content[:-1]
+    if not 1 <= len(images) <= 3 or not all(isinstance(item.get("image"), str) for item in images):
+        return "content must hold 1 to 3 images before the text", 400, "InvalidParameter"
+    for item in images:
+        problem = check_input_image(item["image"])
+        if problem:
+            return problem, 400, "InvalidParameter"
+    parameters = body.get("parameters", {})
+    n = parameters.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= EDIT_MODELS[body["model"]]:
+        return f"n must be 1 to {EDIT_MODELS[body['model']]}", 400, "InvalidParameter"
+    size = parameters.get("size")
+    if size is not None:
+        width, _, height = str(size).partition("*")
+        if not (width.isdigit() and height.isdigit() and 512 <= int(width) <= 2048 and 512 <= int(height) <= 2048):
+            return f"size {size} is not supported", 400, "InvalidParameter"
+    return None, 200, ""
+
+
+def check_input_image(uri: str) -> str | None:
+    """The service's input rules: a data URI (in these tests) of JPEG/PNG/BMP/TIFF/WEBP/GIF, 384 to 3072
+    pixels per side, at most 10 MB."""
+    header, _, payload = uri.partition(",")
+    if not header.startswith("data:image/") or not header.endswith(";base64"):
+        return "image must be a data URI"
+    data = base64.b64decode(payload)
+    if len(data) > 10 * 1024 * 1024:
+        return "image exceeds 10MB"
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Exception:
+        return "image cannot be decoded"
+    if image.format not in ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "MPO"):
+        return f"image format {image.format} is not supported"
+    if not all(384 <= side <= 3072 for side in image.size):
+        return f"image size {image.size} out of range"
     return None
 
 

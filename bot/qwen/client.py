@@ -8,12 +8,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
 from bot.errors import OutcomeUnknown, ServiceFailed
-from bot.qwen_responses import (
+from bot.qwen.edit import build_edit_body, extract_images, usage_size
+from bot.qwen.responses import (
     Reply,
     Retryable,
     classify,
@@ -23,7 +24,9 @@ from bot.qwen_responses import (
     parse_retry_after,
     task_image,
 )
-from bot.settings import Secret
+
+if TYPE_CHECKING:
+    from bot.settings import Secret
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +111,8 @@ def build_async_body(params: GenerationParams) -> dict[str, Any]:
 class Pacer(Protocol):
     """Paces submissions to the API and hears how they went (the scheduler is one)."""
 
-    async def before_submit(self) -> None:
-        """Wait until a submission is allowed."""
+    async def before_submit(self, model: str | None = None) -> None:
+        """Wait until a submission (of `model`) is allowed."""
 
     def throttled(self) -> None:
         """The API answered 429."""
@@ -121,7 +124,7 @@ class Pacer(Protocol):
 class Unpaced:
     """No pacing: every submission goes at once."""
 
-    async def before_submit(self) -> None:
+    async def before_submit(self, model: str | None = None) -> None:
         return None
 
     def throttled(self) -> None:
@@ -162,7 +165,7 @@ class QwenImageClient:
     async def generate(self, params: GenerationParams) -> GeneratedImage:
         """Generate one image with the sync endpoint, retrying only failures that provably made no image."""
         reply, attempts = await self._with_retries(
-            lambda: self._call("POST", SYNC_PATH, build_sync_body(params), submission=True)
+            lambda: self._call("POST", SYNC_PATH, build_sync_body(params), submission=True), model=params.model
         )
         image = extract_image(reply.body)
         if image is None:
@@ -173,12 +176,26 @@ class QwenImageClient:
             image, reply.request_id, int_or_none(usage.get("width")), int_or_none(usage.get("height")), attempts
         )
 
+    async def edit(self, params: GenerationParams, images: tuple[str, ...], *, count: int = 1) -> list[GeneratedImage]:
+        """Edit 1 to 3 images (data URIs) into `count` results with the sync endpoint (one call, one
+        submission), retrying only failures that provably made nothing."""
+        body = build_edit_body(params, images, count=count)
+        reply, attempts = await self._with_retries(
+            lambda: self._call("POST", SYNC_PATH, body, submission=True), model=params.model
+        )
+        urls = extract_images(reply.body)
+        if not urls:
+            raise ServiceFailed("NoImage", "the API answered 200 without an image", request_id=reply.request_id)
+        width, height = usage_size(reply.body)
+        return [GeneratedImage(url, reply.request_id, width, height, attempts) for url in urls]
+
     async def submit_task(self, params: GenerationParams) -> str:
         """Create an async generation task; return its id (valid for 24 hours)."""
         reply, _ = await self._with_retries(
             lambda: self._call(
                 "POST", ASYNC_PATH, build_async_body(params), {"X-DashScope-Async": "enable"}, submission=True
-            )
+            ),
+            model=params.model,
         )
         output = reply.body.get("output")
         task_id = output.get("task_id") if isinstance(output, dict) else None
@@ -215,12 +232,14 @@ class QwenImageClient:
                 raise ServiceFailed("Timeout", f"task {task_id} did not finish in time", request_id=reply.request_id)
             await self._sleep(self._poll_interval)
 
-    async def _with_retries(self, call: Callable[[], Awaitable[Reply]], *, paced: bool = True) -> tuple[Reply, int]:
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[Reply]], *, paced: bool = True, model: str | None = None
+    ) -> tuple[Reply, int]:
         attempt = 0
         while True:
             attempt += 1
             if paced:
-                await self._pacer.before_submit()
+                await self._pacer.before_submit(model)
             try:
                 reply = await call()
             except Retryable as failure:
