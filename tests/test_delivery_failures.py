@@ -414,7 +414,7 @@ async def test_the_undelivered_status_migration_keeps_rows_links_and_indexes(tmp
 
     database = await SqliteDatabase.open(path)
     try:
-        assert await database.schema_version() == 6
+        assert await database.schema_version() >= 6
         async with database.transaction() as conn:
             await conn.execute("UPDATE generations SET status = 'undelivered' WHERE id = 2")
             with pytest.raises(sqlite3.IntegrityError):
@@ -463,7 +463,7 @@ async def test_the_undelivered_status_migration_on_postgresql_keeps_rows_links_a
 
         database = await PostgresDatabase.open(url, retry=False)
         try:
-            assert await database.schema_version() == 6
+            assert await database.schema_version() >= 6
             await database.execute("UPDATE generations SET status = 'undelivered' WHERE id = 2")
             with pytest.raises(asyncpg.CheckViolationError):
                 await database.execute("UPDATE generations SET status = 'lost' WHERE id = 3")

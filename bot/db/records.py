@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -120,6 +121,13 @@ class MetaRepository(Protocol):
 
     async def set(self, key: str, value: str) -> None:
         """Store `value` under `key`."""
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        """Held by one process at a time, across every process on the database (a start-up step
+        such as the command sync runs inside it)."""
+
+    async def claim_interaction(self, interaction_id: int) -> bool:
+        """True for the first process to claim this interaction; False for any other."""
 
 
 class DenialKind(StrEnum):
