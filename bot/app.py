@@ -22,6 +22,7 @@ from bot.db import (
 )
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
+from bot.lanes import Lane
 from bot.qwen import GeneratedImage, QwenImageClient, RetryPolicy
 from bot.services import Services
 from bot.services.generation import GenerationService
@@ -49,9 +50,11 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            scheduler: Scheduler[GeneratedImage] = Scheduler(
-                max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second
-            )
+            lanes = [
+                Lane(key, max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second)
+                for key in settings.api_keys
+            ]
+            scheduler: Scheduler[GeneratedImage] = Scheduler(lanes=lanes)
             generation = GenerationService(
                 QwenImageClient(
                     session,

@@ -1,9 +1,10 @@
 """The scheduler: the one owner of calls to the image API.
 
-It keeps the account's slots busy and no busier: at most `limit` generations in flight (lowered
-when the API still answers 429, then raised again: additive increase, multiplicative decrease)
-and at most `submits_per_second` submissions in any second. Waiting jobs take turns across guilds,
-then across members inside a guild (see `FairQueue`), so one busy server cannot starve the others.
+It keeps each account's slots busy and no busier. Every API key is a lane (`bot.lanes.Lane`) with
+its own slots, pacing and 429 backoff; a job starts in the first lane with a free slot. Waiting jobs
+take turns across guilds, then across members inside a guild (see `FairQueue`), so one busy server
+cannot starve the others. A key the service rejects leaves the rotation and the job that met it is
+tried again in another lane; with none left, the job fails as misconfigured.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Generic, TypeVar
 
-from bot.errors import Interrupted, Restarting
+from bot.errors import Interrupted, Restarting, ServiceMisconfigured
+from bot.lanes import CURRENT_LANE, Lane
 from bot.services.jobs import FairQueue, Job, QueuePosition
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,17 @@ R = TypeVar("R")
 
 #: After the grace period, how long interrupted requests get to tell their members.
 FAREWELL_SECONDS = 2.0
+#: What the service answers for a key it will not serve (the account, not the request, is at fault).
+KEY_REJECTED = frozenset(
+    {
+        "InvalidApiKey",
+        "Arrearage",
+        "AccessDenied",
+        "AccessDenied.Unpurchased",
+        "PrepaidBillOverdue",
+        "PostpaidBillOverdue",
+    }
+)
 
 
 class GraceOver(Exception):
@@ -44,16 +56,25 @@ class Scheduler(Generic[R]):
         hold_seconds: float = 30.0,
         report_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        lanes: Sequence[Lane] = (),
     ) -> None:
-        self.max_concurrency = max_concurrency
-        self._limit = float(max_concurrency)
-        self._submissions: deque[float] = deque(maxlen=max(1, int(submits_per_second)))
-        self._hold_seconds = hold_seconds
+        """One lane per API key (`lanes`); without any, one keyless lane with these limits (the API
+        client then uses its own key)."""
+        self.lanes = list(lanes) or [
+            Lane(
+                None,
+                max_concurrency=max_concurrency,
+                submits_per_second=submits_per_second,
+                hold_seconds=hold_seconds,
+                clock=clock,
+            )
+        ]
+        for lane in self.lanes:
+            lane.on_change = self._lanes_changed
         self._clock = clock
         self._queue: FairQueue[R] = FairQueue()
         self._running: set[Job[R]] = set()
         self._wake = asyncio.Event()
-        self._hold_until = 0.0
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
@@ -67,14 +88,24 @@ class Scheduler(Generic[R]):
         #: When shutdown's grace period ends (event loop time); None until shutdown begins.
         self._grace_ends: float | None = None
         self._grace_timeouts: set[asyncio.Timeout] = set()
-        #: How often the API answered 429 (for logs and tests).
-        self.throttle_count = 0
 
     # ---------------------------------------------------------------- state
     @property
     def limit(self) -> int:
-        """How many jobs may be in flight right now."""
-        return max(1, math.floor(self._limit))
+        """How many jobs may be in flight right now, over every lane in the rotation."""
+        return max(1, sum(lane.limit for lane in self.lanes if not lane.retired))
+
+    @property
+    def throttle_count(self) -> int:
+        """How often the API answered 429 (for logs and tests)."""
+        return sum(lane.throttle_count for lane in self.lanes)
+
+    def _free_lane(self) -> Lane | None:
+        """The first lane with a free slot."""
+        return next((lane for lane in self.lanes if lane.free), None)
+
+    def _lanes_changed(self) -> None:
+        self._wake.set()
 
     @property
     def waiting(self) -> int:
@@ -200,24 +231,35 @@ class Scheduler(Generic[R]):
 
     async def _dispatch_forever(self) -> None:
         while True:
-            while not (len(self._queue) and len(self._running) < self.limit):
+            while not (len(self._queue) and (lane := self._free_lane()) is not None):
                 self._wake.clear()
                 await self._wake.wait()
             job = self._queue.pop()
             self._running.add(job)
-            task = asyncio.create_task(self._execute(job), name=f"generation-{job.generation_id}")
+            lane.running += 1
+            task = asyncio.create_task(self._execute(job, lane), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             self._positions_changed()
 
-    async def _execute(self, job: Job[R]) -> None:
+    async def _execute(self, job: Job[R], lane: Lane) -> None:
         started = self._clock()
+        CURRENT_LANE.set(lane)  # this task's own context: the API client calls with this lane's key
         try:
-            if job.observer is not None:
+            if job.observer is not None and not job.started:
+                job.started = True
                 _quietly(job.observer.started)
             result = await job.work()
         except asyncio.CancelledError:
             raise  # only stop() cancels a job, and it settles the job's future itself
+        except ServiceMisconfigured as error:
+            if error.code in KEY_REJECTED and lane.key is not None:
+                lane.retire(error.code)
+                if any(not other.retired for other in self.lanes):
+                    self._queue.push(job)  # nothing was made with the rejected key: another lane tries
+                    return
+            if not job.future.done():
+                job.future.set_exception(error)
         except BaseException as error:
             if not job.future.done():
                 job.future.set_exception(error)
@@ -227,6 +269,7 @@ class Scheduler(Generic[R]):
                 job.future.set_result(result)
         finally:
             self._running.discard(job)
+            lane.running -= 1
             self._wake.set()
 
     def _positions_changed(self) -> None:
@@ -248,28 +291,21 @@ class Scheduler(Generic[R]):
             _quietly(functools.partial(job.observer.queued, position))
 
     # ---------------------------------------------------------------- pacing (the API client's Pacer)
+    def _lane(self) -> Lane:
+        """The lane of the job calling (the first lane outside any job)."""
+        return CURRENT_LANE.get() or self.lanes[0]
+
     async def before_submit(self) -> None:
-        """Wait for this submission's turn: at most `submits_per_second` in any one-second window."""
-        now = self._clock()
-        turn = now
-        if len(self._submissions) == self._submissions.maxlen:
-            turn = max(now, self._submissions[0] + 1.0)
-        self._submissions.append(turn)  # reserved now, so concurrent callers queue behind it
-        if turn > now:
-            await asyncio.sleep(turn - now)
+        """Wait for this submission's turn in its lane."""
+        await self._lane().before_submit()
 
     def throttled(self) -> None:
-        """The API answered 429: halve the concurrency and hold it down for a while."""
-        self.throttle_count += 1
-        self._limit = max(1.0, self._limit / 2)
-        self._hold_until = self._clock() + self._hold_seconds
-        log.warning("image API throttled us; concurrency lowered to %d", self.limit)
+        """The API answered 429: the lane halves its concurrency for a while."""
+        self._lane().throttled()
 
     def succeeded(self) -> None:
-        """A call succeeded: after the hold, win back one slot per `limit` successes."""
-        if self._limit < self.max_concurrency and self._clock() >= self._hold_until:
-            self._limit = min(float(self.max_concurrency), self._limit + 1 / self.limit)
-            self._wake.set()
+        """A call succeeded: the lane wins back slots after its hold."""
+        self._lane().succeeded()
 
 
 def _interrupt(jobs: list[Job[R]]) -> None:
