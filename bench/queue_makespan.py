@@ -13,7 +13,10 @@ job). Prints:
   the guilds' jobs started.
 - 429s the fake API answered (target: 0), and the most generations it saw at once.
 
-Run: `python -m bench.queue_makespan` (about 25 s with the defaults).
+With `--keys 2` the bot gets two API keys (two accounts, 2 slots each): the ideal halves, and the
+most in flight is printed per key.
+
+Run: `python -m bench.queue_makespan` (about 25 s with the defaults), `... --keys 2`.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ def prompt_of(body: object) -> str:
     return str(body["input"]["messages"][0]["content"][0]["text"])
 
 
-async def run(jobs: int, latency: float) -> None:
+async def run(jobs: int, latency: float, keys: int) -> None:
     sizes = [jobs - jobs // 4 - jobs // 8 - 1, jobs // 4, jobs // 8, 1]  # e.g. 40 -> 25, 10, 5, 1
     async with FakeDiscord(token="bench-token") as discord_fake, FakeQwen(latency=latency) as qwen:
         discord_fake.is_progress = lambda message: message.content.startswith(("⏳", "🎨"))
+        api_keys = [qwen.api_key] + [qwen.add_key(f"bench-key-{n}") for n in range(1, keys)]
         guilds = [discord_fake.add_guild(name=f"guild{g}") for g in range(len(sizes))]
         channels = [guild.add_channel(name="art") for guild in guilds]
         senders = []
@@ -55,7 +59,7 @@ async def run(jobs: int, latency: float) -> None:
             settings = load_settings(
                 {
                     "DISCORD_TOKEN": discord_fake.token,
-                    "DASHSCOPE_API_KEY": qwen.api_key,
+                    "DASHSCOPE_API_KEY": ",".join(api_keys),
                     "DASHSCOPE_BASE_URL": qwen.base_url,
                     "DASHSCOPE_RESULT_HOSTS": "127.0.0.1",
                     "DATABASE_PATH": str(Path(folder) / "bench.sqlite3"),
@@ -82,26 +86,31 @@ async def run(jobs: int, latency: float) -> None:
                     await bot.close()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-    report(jobs, latency, makespan, loner_asked, qwen, senders[-1][2])
+    report(jobs, latency, makespan, loner_asked, qwen, senders[-1][2], api_keys)
 
 
-def report(jobs: int, latency: float, makespan: float, loner_asked: float, qwen: FakeQwen, loner: str) -> None:
+def report(
+    jobs: int, latency: float, makespan: float, loner_asked: float, qwen: FakeQwen, loner: str, keys: list[str]
+) -> None:
     requests = qwen.generation_requests
     generated = [r for r in requests if r.answered == 200]
     busy = sum((r.finished or r.at) - r.at for r in generated)
-    ideal = jobs * latency / 2
+    slots = 2 * len(keys)
+    ideal = jobs * latency / slots
     loner_start = next(r.at for r in requests if prompt_of(r.body) == loner)
     loner_wait = loner_start - loner_asked
-    print(f"jobs: {jobs} from 4 guilds, fake latency {latency:.2f} s, 2 slots")
+    print(f"jobs: {jobs} from 4 guilds, fake latency {latency:.2f} s, {len(keys)} key(s), {slots} slots")
     print(f"makespan:                {makespan:8.2f} s")
-    print(f"ideal (N x latency / 2): {ideal:8.2f} s")
+    print(f"ideal (N x latency / {slots}): {ideal:8.2f} s")
     print(f"makespan / ideal:        {makespan / ideal:8.3f}   (target <= 1.05)")
-    print(f"slot idle fraction:      {1 - busy / (2 * makespan):8.3f}")
-    print(f"single-job guild waited: {loner_wait:8.2f} s = {loner_wait / (latency / 2):.2f} slot turns")
+    print(f"slot idle fraction:      {1 - busy / (slots * makespan):8.3f}")
+    print(f"single-job guild waited: {loner_wait:8.2f} s = {loner_wait / (latency / slots):.2f} slot turns")
     position = [prompt_of(r.body) for r in requests].index(loner) + 1
     print(f"  its job started {position}th of {len(requests)} (see the start order below)")
     print(f"429s from the fake API:  {qwen.throttled:8d}   (target 0)")
     print(f"most in flight at once:  {qwen.max_in_flight:8d}")
+    for n, key in enumerate(keys, 1):
+        print(f"  key {n}: most in flight {qwen.max_in_flight_by_key[key]}, 429s {qwen.throttled_by_key[key]}")
     print(f"images generated:        {len(generated):8d}")
     order = [prompt_of(r.body).split()[0] for r in requests]
     print("start order by guild:   ", " ".join(name[-1] for name in order))
@@ -111,8 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=40, help="requests, spread over 4 guilds")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds the fake API takes per image")
+    parser.add_argument("--keys", type=int, default=1, help="API keys (accounts) the bot gets, 2 slots each")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.jobs, arguments.latency))
+    asyncio.run(run(arguments.jobs, arguments.latency, arguments.keys))
 
 
 if __name__ == "__main__":

@@ -64,3 +64,29 @@ async def test_with_every_key_rejected_members_are_told_the_bot_is_misconfigured
     assert [qwen.key_of(r) for r in qwen.generation_requests] == list(keys)
     [row] = await db.generations()
     assert row["status"] == "failed"
+
+
+async def test_after_a_restart_a_task_is_polled_with_the_key_that_created_it(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase, keys: tuple[str, str]
+) -> None:
+    both = ",".join(keys)
+    qwen.reject_key(keys[0])  # for now: the task is created with the second key
+    await bots.start(
+        DASHSCOPE_API_KEY=both, DASHSCOPE_API_MODE="async", DASHSCOPE_POLL_SECONDS="0.02", SHUTDOWN_GRACE_SECONDS="0"
+    )
+    qwen.hold()
+    await imagine(discord_server, world.alice, world.channel, "a lantern")
+    await qwen.wait_for(lambda: any(r.path.startswith("/api/v1/tasks/") for r in qwen.requests))
+    [row] = await db.generations()
+    assert row["task_lane"] == fingerprint(keys[1])
+    await bots.stop()
+    qwen.release()
+    qwen.rejected_keys.clear()  # both keys work again; the task still belongs to the second account
+
+    await bots.start(DASHSCOPE_API_KEY=both, DASHSCOPE_API_MODE="async", DASHSCOPE_POLL_SECONDS="0.02")
+    await bots.wait_delivered(1)
+    # Polled, not created (and billed) again: the only task made is the second key's.
+    assert [(qwen.key_of(r), r.answered) for r in qwen.task_creations] == [(keys[0], 401), (keys[1], 200)]
+    polls = [r for r in qwen.requests if r.path.startswith("/api/v1/tasks/")]
+    assert {qwen.key_of(r) for r in polls} == {keys[1]}
+    assert [r["status"] for r in await db.generations()] == ["succeeded"]

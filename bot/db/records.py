@@ -63,6 +63,8 @@ class GenerationRecord:
     parent_id: int | None
     message_id: int | None
     task_id: str | None = None
+    #: The lane (API key fingerprint) the task was created in.
+    task_lane: str | None = None
 
 
 class GenerationRepository(Protocol):
@@ -103,8 +105,8 @@ class GenerationRepository(Protocol):
     async def clear_message(self, generation_id: int) -> None:
         """Forget the result message (it was deleted)."""
 
-    async def set_task_id(self, generation_id: int, task_id: str) -> None:
-        """Remember the async API task that is making this image."""
+    async def set_task_id(self, generation_id: int, task_id: str, *, lane: str | None = None) -> None:
+        """Remember the async API task that is making this image, and the lane that created it."""
 
     async def unfinished(self) -> list[GenerationRecord]:
         """Rows still queued or running, oldest first."""

@@ -104,6 +104,12 @@ class Scheduler(Generic[R]):
         """The first lane with a free slot."""
         return next((lane for lane in self.lanes if lane.free), None)
 
+    def _lane_for(self, job: Job[R], free: Lane) -> Lane:
+        """The lane a job runs in: the one its async task was created in, if it is still in the
+        rotation (polling that task takes a slot there, even above the lane's limit), else `free`."""
+        pinned = next((lane for lane in self.lanes if lane.name == job.lane and not lane.retired), None)
+        return pinned or free
+
     def _lanes_changed(self) -> None:
         self._wake.set()
 
@@ -235,6 +241,7 @@ class Scheduler(Generic[R]):
                 self._wake.clear()
                 await self._wake.wait()
             job = self._queue.pop()
+            lane = self._lane_for(job, lane)
             self._running.add(job)
             lane.running += 1
             task = asyncio.create_task(self._execute(job, lane), name=f"generation-{job.generation_id}")

@@ -72,6 +72,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     guild_id=record.guild_id or 0,
                     member_id=record.member_id,
                     work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
+                    lane=record.task_lane,
                 )
             )
             async with services.scheduler.within_grace():
