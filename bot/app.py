@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from bot.db import (
     SqlUsageRepository,
     open_database,
 )
+from bot.db.queue import SqlSlotLeases
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.lanes import Lane
@@ -54,7 +56,10 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 Lane(key, max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second)
                 for key in settings.api_keys
             ]
-            scheduler: Scheduler[GeneratedImage] = Scheduler(lanes=lanes)
+            # One SQLite file has one process, whose slots are all in memory; PostgreSQL's are shared.
+            shared = database.dialect.name == "postgres"
+            leases = SqlSlotLeases(database, holder=uuid.uuid4().hex) if shared else None
+            scheduler: Scheduler[GeneratedImage] = Scheduler(lanes=lanes, leases=leases)
             generation = GenerationService(
                 QwenImageClient(
                     session,

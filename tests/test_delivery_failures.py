@@ -389,6 +389,7 @@ async def test_a_failure_while_a_progress_edit_is_pending_is_the_last_word(
 
 # ------------------------------------------------------------------ the schema
 
+GENERATIONS_SQLITE_INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'generations'"
 SCHEMA_VERSION_TABLE = "CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at double precision NOT NULL)"
 GENERATIONS_INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'generations' ORDER BY indexname"
 
@@ -399,7 +400,7 @@ async def test_the_undelivered_status_migration_keeps_rows_links_and_indexes(tmp
     connection.execute("PRAGMA foreign_keys = ON")
     for number, script in load_migrations("sqlite")[:5]:
         connection.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-    indexes_before = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall()
+    indexes_before = connection.execute(GENERATIONS_SQLITE_INDEXES).fetchall()
     insert = (
         "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
         "prompt_extend, prompt, parent_id, task_id, denied_until) "
@@ -427,9 +428,7 @@ async def test_the_undelivered_status_migration_keeps_rows_links_and_indexes(tmp
         # All but the status column (and the columns later migrations add).
         assert [a[:7] + a[8 : len(b)] for a, b in zip(after, before, strict=True)] == [b[:7] + b[8:] for b in before]
         assert [r[7] for r in after] == ["succeeded", "undelivered", "denied"]
-        assert connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall() == (
-            indexes_before
-        )
+        assert connection.execute(GENERATIONS_SQLITE_INDEXES).fetchall() == (indexes_before)
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("DELETE FROM generations WHERE id = 1")  # the parent link still acts
         assert connection.execute("SELECT parent_id FROM generations WHERE id = 2").fetchone() == (None,)

@@ -105,3 +105,20 @@ async def test_a_process_starting_during_another_ones_sync_does_not_sync_again(
         discord_server.release_command_syncs()
         await asyncio.gather(first, second)
     assert sum(discord_server.commands.calls.values()) == 1
+
+
+async def test_the_accounts_slots_are_shared_by_every_process(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+) -> None:
+    for _ in range(2):
+        await bots.start(MAX_JOBS_PER_MEMBER="10")
+    discord_server.interaction_routing = "spread"
+    qwen.hold()
+    interactions = [await imagine(discord_server, world.alice, world.channel, f"fox {n}") for n in range(8)]
+    await asyncio.gather(*(ix.wait_ack() for ix in interactions))
+    await qwen.wait_for(lambda: qwen.in_flight == 2)
+    qwen.release()
+    await asyncio.gather(*(ix.wait_answer() for ix in interactions))
+    assert qwen.max_in_flight_by_key == {qwen.api_key: 2}
+    assert qwen.throttled == 0
+    assert len(qwen.generation_requests) == 8

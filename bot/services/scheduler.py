@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from bot.errors import Interrupted, Restarting, ServiceMisconfigured
 from bot.lanes import CURRENT_LANE, Lane
@@ -41,6 +41,25 @@ KEY_REJECTED = frozenset(
 )
 
 
+#: While every shared slot is held by other processes, how often to look again.
+SLOT_POLL_SECONDS = 0.1
+
+
+class SlotLeases(Protocol):
+    """An account's slots shared with other processes (see `bot.db.queue.SqlSlotLeases`)."""
+
+    lease_seconds: float
+
+    async def acquire(self, lane: str, limit: int) -> int | None:
+        """Take one of the lane's first `limit` slots; None while all are held."""
+
+    async def release(self, lane: str, slot: int) -> None:
+        """Give a slot back."""
+
+    async def renew(self) -> None:
+        """Extend the leases of every slot this process holds."""
+
+
 class GraceOver(Exception):
     """Shutdown's grace period ended before the body of `Scheduler.within_grace` finished."""
 
@@ -57,9 +76,13 @@ class Scheduler(Generic[R]):
         report_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         lanes: Sequence[Lane] = (),
+        leases: SlotLeases | None = None,
     ) -> None:
         """One lane per API key (`lanes`); without any, one keyless lane with these limits (the API
-        client then uses its own key)."""
+        client then uses its own key). With `leases`, a job also needs one of its lane's slots shared
+        by every process on the database, so an account's limit holds summed over them all."""
+        self._leases = leases
+        self._renewer: asyncio.Task[None] | None = None
         self.lanes = list(lanes) or [
             Lane(
                 None,
@@ -132,6 +155,8 @@ class Scheduler(Generic[R]):
         """Start dispatching."""
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch_forever(), name="scheduler")
+        if self._leases is not None and self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever(self._leases), name="slot-leases")
 
     @contextlib.asynccontextmanager
     async def delivering(self) -> AsyncIterator[None]:
@@ -213,6 +238,10 @@ class Scheduler(Generic[R]):
             for straggler in stragglers:
                 straggler.cancel()
             await asyncio.wait(stragglers, timeout=0.5)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
         return running + waiting
 
     async def _drained(self) -> None:
@@ -237,19 +266,61 @@ class Scheduler(Generic[R]):
 
     async def _dispatch_forever(self) -> None:
         while True:
-            while not (len(self._queue) and (lane := self._free_lane()) is not None):
+            while not (len(self._queue) and self._free_lane() is not None):
                 self._wake.clear()
                 await self._wake.wait()
+            lane, slot = await self._take_slot()
+            if lane is None:
+                # Every shared slot is held by another process: look again soon.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
+                continue
             job = self._queue.pop()
-            lane = self._lane_for(job, lane)
+            if self._lane_for(job, lane) is not lane:
+                await self._release(lane, slot)
+                lane, slot = self._lane_for(job, lane), None
             self._running.add(job)
             lane.running += 1
-            task = asyncio.create_task(self._execute(job, lane), name=f"generation-{job.generation_id}")
+            task = asyncio.create_task(self._execute(job, lane, slot), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             self._positions_changed()
 
-    async def _execute(self, job: Job[R], lane: Lane) -> None:
+    async def _take_slot(self) -> tuple[Lane | None, int | None]:
+        """The first lane with a free slot here and (with shared leases) on the database."""
+        for lane in self.lanes:
+            if not lane.free:
+                continue
+            if self._leases is None:
+                return lane, None
+            try:
+                slot = await self._leases.acquire(lane.name, lane.limit)
+            except Exception as error:
+                log.warning("could not take an API slot from the database: %s", type(error).__name__)
+                return None, None
+            if slot is not None:
+                return lane, slot
+        return None, None
+
+    async def _release(self, lane: Lane, slot: int | None) -> None:
+        if self._leases is None or slot is None:
+            return
+        try:
+            # Shielded: a job cancelled at shutdown still gives its slot back.
+            await asyncio.shield(self._leases.release(lane.name, slot))
+        except Exception as error:  # the lease runs out by itself
+            log.warning("could not release an API slot: %s", type(error).__name__)
+
+    async def _renew_forever(self, leases: SlotLeases) -> None:
+        while True:
+            await asyncio.sleep(leases.lease_seconds / 3)
+            try:
+                await leases.renew()
+            except Exception as error:
+                log.warning("could not renew API slot leases: %s", type(error).__name__)
+
+    async def _execute(self, job: Job[R], lane: Lane, slot: int | None = None) -> None:
         started = self._clock()
         CURRENT_LANE.set(lane)  # this task's own context: the API client calls with this lane's key
         try:
@@ -277,6 +348,7 @@ class Scheduler(Generic[R]):
         finally:
             self._running.discard(job)
             lane.running -= 1
+            await self._release(lane, slot)
             self._wake.set()
 
     def _positions_changed(self) -> None:
