@@ -21,7 +21,7 @@ from bot.db import (
     SqlUsageRepository,
     open_database,
 )
-from bot.db.queue import SqlSlotLeases
+from bot.db.queue import SqlSlotLeases, SqlSubmissionPacing
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.lanes import Lane
@@ -52,13 +52,19 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            lanes = [
-                Lane(key, max_concurrency=settings.max_concurrency, submits_per_second=settings.max_submits_per_second)
-                for key in settings.api_keys
-            ]
-            # One SQLite file has one process, whose slots are all in memory; PostgreSQL's are shared.
+            # One SQLite file has one process, whose slots and pacing are in memory; PostgreSQL's are shared.
             shared = database.dialect.name == "postgres"
             leases = SqlSlotLeases(database, holder=uuid.uuid4().hex) if shared else None
+            pacing = SqlSubmissionPacing(database) if shared else None
+            lanes = [
+                Lane(
+                    key,
+                    max_concurrency=settings.max_concurrency,
+                    submits_per_second=settings.max_submits_per_second,
+                    pacing=pacing,
+                )
+                for key in settings.api_keys
+            ]
             scheduler: Scheduler[GeneratedImage] = Scheduler(lanes=lanes, leases=leases)
             generation = GenerationService(
                 QwenImageClient(

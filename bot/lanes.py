@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Protocol
 
 from bot.settings import Secret
 
@@ -28,6 +29,13 @@ CURRENT_LANE: ContextVar[Lane | None] = ContextVar("current_lane", default=None)
 def fingerprint(key: str) -> str:
     """A stable, non-secret name for an API key: the first 10 hex digits of its SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+class SharedPacing(Protocol):
+    """Submission turns shared with other processes (see `bot.db.queue.SqlSubmissionPacing`)."""
+
+    async def reserve(self, lane: str, per_second: int) -> float:
+        """Reserve the lane's next turn; seconds until it comes."""
 
 
 class Lane:
@@ -44,7 +52,10 @@ class Lane:
         hold_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[], None] = lambda: None,
+        pacing: SharedPacing | None = None,
     ) -> None:
+        """With `pacing`, the submissions a second hold summed over every process sharing it."""
+        self._pacing = pacing
         self.key = key
         self.name = fingerprint(key.reveal()) if key is not None else "default"
         self.max_concurrency = max_concurrency
@@ -83,6 +94,11 @@ class Lane:
 
     async def before_submit(self) -> None:
         """Wait for this submission's turn: at most `submits_per_second` in any one-second window."""
+        if self._pacing is not None:
+            wait = await self._pacing.reserve(self.name, self._submissions.maxlen or 1)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return
         now = self._clock()
         turn = now
         if len(self._submissions) == self._submissions.maxlen:

@@ -122,3 +122,17 @@ async def test_the_accounts_slots_are_shared_by_every_process(
     assert qwen.max_in_flight_by_key == {qwen.api_key: 2}
     assert qwen.throttled == 0
     assert len(qwen.generation_requests) == 8
+
+
+async def test_the_accounts_submission_pace_holds_over_every_process(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World
+) -> None:
+    for _ in range(2):
+        await bots.start(MAX_JOBS_PER_MEMBER="10", DASHSCOPE_MAX_SUBMITS_PER_SECOND="2")
+    discord_server.interaction_routing = "spread"
+    interactions = [await imagine(discord_server, world.alice, world.channel, f"fox {n}") for n in range(8)]
+    await asyncio.gather(*(ix.wait_answer() for ix in interactions))
+    times = sorted(r.at for r in qwen.generation_requests)
+    assert len(times) == 8 and qwen.throttled == 0
+    # At most 2 in any second (less a little for the trip from the database's clock to the API).
+    assert min(later - earlier for earlier, later in zip(times, times[2:], strict=False)) >= 0.9

@@ -42,3 +42,30 @@ class SqlSlotLeases:
         await self._db.execute(
             f"UPDATE api_slots SET lease_until = {NOW} + ? WHERE holder = ?", (self.lease_seconds, self.holder)
         )
+
+
+#: Advisory lock class (the first key of pg_advisory_xact_lock(int, int)) of a lane's pacing.
+PACING_LOCK = 0x716D_0004
+
+
+class SqlSubmissionPacing:
+    """Submission turns per lane in the database: at most `per_second` in any second, over every process."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def reserve(self, lane: str, per_second: int) -> float:
+        """Reserve the lane's next submission turn; return how many seconds until it comes."""
+        async with self._db.transaction() as queries:
+            await queries.fetch(f"SELECT pg_advisory_xact_lock({PACING_LOCK}, hashtext(?))", (lane,))
+            row = await queries.fetch_one(
+                f"SELECT {NOW} AS now, (SELECT at FROM api_submissions WHERE lane = :lane "
+                "ORDER BY at DESC LIMIT 1 OFFSET :skip) AS nth",
+                {"lane": lane, "skip": per_second - 1},
+            )
+            assert row is not None
+            now, nth = float(row["now"]), row["nth"]
+            turn = now if nth is None else max(now, float(nth) + 1.0)
+            await queries.execute("INSERT INTO api_submissions (lane, at) VALUES (?, ?)", (lane, turn))
+            await queries.execute("DELETE FROM api_submissions WHERE lane = ? AND at < ?", (lane, now - 5.0))
+        return turn - now

@@ -7,3 +7,10 @@ CREATE TABLE api_slots (
     lease_until REAL    NOT NULL DEFAULT 0,
     PRIMARY KEY (lane, slot)
 );
+
+-- Each lane's recent submission turns (PostgreSQL only, as above).
+CREATE TABLE api_submissions (
+    lane TEXT NOT NULL,
+    at   REAL NOT NULL
+);
+CREATE INDEX api_submissions_lane_at ON api_submissions (lane, at);
