@@ -14,7 +14,8 @@ job). Prints:
 - 429s the fake API answered (target: 0), and the most generations it saw at once.
 
 With `--keys 2` the bot gets two API keys (two accounts, 2 slots each): the ideal halves, and the
-most in flight is printed per key.
+most in flight is printed per key. With `--processes 2` two bots share one PostgreSQL database (the
+test suite's server) and the requests are spread over them.
 
 Run: `python -m bench.queue_makespan` (about 25 s with the defaults), `... --keys 2`.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +34,15 @@ import discord
 
 from bot.app import create_bot
 from bot.settings import load_settings
-from tests.fakes.discord import FakeDiscord, FakeInteraction
+from tests.fakes.discord import FakeDiscord, FakeGuild, FakeInteraction
 from tests.fakes.qwen import FakeQwen
+from tests.postgres import postgres_server
 
 MEMBER_PERMISSIONS = discord.Permissions(send_messages=True, use_application_commands=True).value
+
+
+def has_guilds(bot: discord.Client, guilds: list[FakeGuild]) -> bool:
+    return all(bot.get_guild(g.id) for g in guilds)
 
 
 def prompt_of(body: object) -> str:
@@ -43,7 +50,16 @@ def prompt_of(body: object) -> str:
     return str(body["input"]["messages"][0]["content"][0]["text"])
 
 
-async def run(jobs: int, latency: float, keys: int) -> None:
+async def run(jobs: int, latency: float, keys: int, processes: int) -> None:
+    if processes == 1:
+        await run_on(jobs, latency, keys, 1, None)
+        return
+    with postgres_server() as server:
+        async with server.fresh_database() as url:
+            await run_on(jobs, latency, keys, processes, url)
+
+
+async def run_on(jobs: int, latency: float, keys: int, processes: int, database_url: str | None) -> None:
     sizes = [jobs - jobs // 4 - jobs // 8 - 1, jobs // 4, jobs // 8, 1]  # e.g. 40 -> 25, 10, 5, 1
     async with FakeDiscord(token="bench-token") as discord_fake, FakeQwen(latency=latency) as qwen:
         discord_fake.is_progress = lambda message: message.content.startswith(("⏳", "🎨"))
@@ -55,6 +71,8 @@ async def run(jobs: int, latency: float, keys: int) -> None:
             # Three jobs per member, the default cap.
             members = [guilds[g].add_member(name=f"g{g}m{i}", permissions=MEMBER_PERMISSIONS) for i in range(count)]
             senders += [(members[i // 3], channels[g], f"guild{g} job{i}") for i in range(count)]
+        if processes > 1:
+            discord_fake.interaction_routing = "spread"
         with tempfile.TemporaryDirectory() as folder:
             settings = load_settings(
                 {
@@ -63,6 +81,7 @@ async def run(jobs: int, latency: float, keys: int) -> None:
                     "DASHSCOPE_BASE_URL": qwen.base_url,
                     "DASHSCOPE_RESULT_HOSTS": "127.0.0.1",
                     "DATABASE_PATH": str(Path(folder) / "bench.sqlite3"),
+                    "DATABASE_URL": database_url or "",
                     "DISCORD_API_BASE_URL": discord_fake.api_base_url,
                     "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
                     "DEFAULT_LIMITS": "none",
@@ -70,11 +89,14 @@ async def run(jobs: int, latency: float, keys: int) -> None:
                     "LOG_LEVEL": "WARNING",
                 }
             )
-            async with create_bot(settings) as bot:
-                task = asyncio.create_task(bot.start(settings.discord_token.reveal()))
+            async with contextlib.AsyncExitStack() as stack:
+                bots, tasks = [], []
+                for _ in range(processes):
+                    bot = await stack.enter_async_context(create_bot(settings))
+                    bots.append(bot)
+                    tasks.append(asyncio.create_task(bot.start(settings.discord_token.reveal())))
+                    await discord_fake.wait_for(functools.partial(has_guilds, bot, guilds), timeout=30)
                 try:
-                    await discord_fake.wait_ready(timeout=30)
-                    await discord_fake.wait_for(lambda: all(bot.get_guild(g.id) for g in guilds), timeout=30)
                     started = time.monotonic()
                     interactions: list[FakeInteraction] = await asyncio.gather(
                         *(discord_fake.invoke_command(m, c, "imagine", {"prompt": p}) for m, c, p in senders)
@@ -83,9 +105,11 @@ async def run(jobs: int, latency: float, keys: int) -> None:
                     makespan = time.monotonic() - started
                     loner_asked = interactions[-1].dispatched_at or started
                 finally:
-                    await bot.close()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    for bot, task in zip(bots, tasks, strict=True):
+                        await bot.close()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+    print(f"processes: {processes} ({'PostgreSQL' if database_url else 'SQLite'})")
     report(jobs, latency, makespan, loner_asked, qwen, senders[-1][2], api_keys)
 
 
@@ -121,8 +145,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=40, help="requests, spread over 4 guilds")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds the fake API takes per image")
     parser.add_argument("--keys", type=int, default=1, help="API keys (accounts) the bot gets, 2 slots each")
+    parser.add_argument("--processes", type=int, default=1, help="bots sharing one PostgreSQL database")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.jobs, arguments.latency, arguments.keys))
+    asyncio.run(run(arguments.jobs, arguments.latency, arguments.keys, arguments.processes))
 
 
 if __name__ == "__main__":
