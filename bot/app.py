@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,8 +24,10 @@ from bot.db import (
     open_database,
 )
 from bot.db.models import SqlModelSettingsRepository
+from bot.db.queue import SqlSlotLeases, SqlSubmissionPacing
 from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
+from bot.lanes import Lane
 from bot.qwen import QwenImageClient, RetryPolicy
 from bot.services import Services
 from bot.services.audit import AuditTrail
@@ -57,11 +60,20 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database = await open_database(url=database_url, path=settings.database_path)
     try:
         async with aiohttp.ClientSession() as session:
-            scheduler: Scheduler[Any] = Scheduler(
-                max_concurrency=settings.max_concurrency,
-                submits_per_second=settings.max_submits_per_second,
-                pace=settings.catalogue.pace,
-            )
+            # One SQLite file has one process, whose slots and pacing are in memory; PostgreSQL's are shared.
+            shared = database.dialect.name == "postgres"
+            leases = SqlSlotLeases(database, holder=uuid.uuid4().hex) if shared else None
+            pacing = SqlSubmissionPacing(database) if shared else None
+            lanes = [
+                Lane(
+                    key,
+                    max_concurrency=settings.max_concurrency,
+                    submits_per_second=settings.max_submits_per_second,
+                    pacing=pacing,
+                )
+                for key in settings.api_keys
+            ]
+            scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace)
             api = QwenImageClient(
                 session,
                 base_url=settings.dashscope_base_url,

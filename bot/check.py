@@ -25,8 +25,9 @@ from bot.db import Database, DatabaseSetupError, PostgresDatabase, SqliteDatabas
 from bot.db.lock import DatabaseInUse
 from bot.db.postgres.connection import location
 from bot.errors import DatabaseUnavailable
+from bot.lanes import fingerprint
 from bot.logs import describe
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Secret, Settings, SettingsError, load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -68,7 +69,8 @@ async def run_checks(settings: Settings) -> int:
         discord_outcome, application_id = await check_discord(session, settings)
         outcomes = [discord_outcome]
         say(discord_outcome)
-        outcomes.append(say(await check_image_api(session, settings)))
+        for key in settings.api_keys:
+            outcomes.append(say(await check_image_api(session, settings, key)))
     outcomes.append(say(await check_database(settings)))
     if application_id is not None:
         url = discord.utils.oauth_url(application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES)
@@ -108,11 +110,12 @@ async def check_discord(session: aiohttp.ClientSession, settings: Settings) -> t
     return Outcome(name, True, f"logged in as {user.get('username')} (application {application_id})"), application_id
 
 
-async def check_image_api(session: aiohttp.ClientSession, settings: Settings) -> Outcome:
-    """Does the image API accept the key in its region? Asks for a task that doesn't exist: free."""
-    name = "image API key"
+async def check_image_api(session: aiohttp.ClientSession, settings: Settings, key: Secret) -> Outcome:
+    """Does the image API accept `key` in its region? Asks for a task that doesn't exist: free.
+    With several keys, each is named by its fingerprint (never by the key)."""
+    name = "image API key" if len(settings.api_keys) == 1 else f"image API key {fingerprint(key.reveal())}"
     root = settings.dashscope_base_url
-    headers = {"Authorization": f"Bearer {settings.dashscope_api_key.reveal()}"}
+    headers = {"Authorization": f"Bearer {key.reveal()}"}
     try:
         status, body = await _get_json(session, f"{root}/tasks/{uuid.uuid4()}", headers)
     except (aiohttp.ClientError, TimeoutError) as error:

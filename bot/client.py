@@ -74,6 +74,8 @@ class QwenImagineBot(commands.Bot):
         self._stopping = asyncio.Event()  # shutdown has begun
         self._closed = asyncio.Event()  # shutdown is over
         self._resumed = False  # what a previous process left unfinished has been taken up
+        self._handle_interaction = self._connection.parsers["INTERACTION_CREATE"]
+        self._connection.parsers["INTERACTION_CREATE"] = self._claim_then_handle
 
     async def setup_hook(self) -> None:
         self.services.scheduler.start()
@@ -91,6 +93,25 @@ class QwenImagineBot(commands.Bot):
             task = asyncio.create_task(resume_unfinished(self, self.services, leftovers), name="resume-unfinished")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    # ---------------------------------------------------------------- interactions
+    def _claim_then_handle(self, data: dict[str, Any]) -> None:
+        """Handle an interaction only if this process is the first to claim it: during a rolling deploy
+        two processes may briefly hold one shard and both receive it; the other one stays silent."""
+        task = asyncio.create_task(self._claimed(data), name="interaction")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _claimed(self, data: dict[str, Any]) -> None:
+        try:
+            claimed = await self.services.meta.claim_interaction(int(data["id"]))
+        except Exception as error:  # the database is out of reach: answering beats silence
+            log.warning("could not claim interaction %s (%s); handling it here", data.get("id"), describe(error))
+            claimed = True
+        if claimed:
+            self._handle_interaction(data)
+        else:
+            log.debug("interaction %s is handled by another process", data.get("id"))
 
     # ---------------------------------------------------------------- start-up
     async def start(self, token: str, *, reconnect: bool = True) -> None:
@@ -207,7 +228,12 @@ class QwenImagineBot(commands.Bot):
         }
 
     async def sync_commands_if_changed(self) -> bool:
-        """Sync the command tree only if it differs from the last sync (Discord rate-limits syncs)."""
+        """Sync the command tree only if it differs from the last sync (Discord rate-limits syncs);
+        of several processes starting together, one syncs and the others find it done."""
+        async with self.services.meta.exclusive():
+            return await self._sync_commands_if_changed()
+
+    async def _sync_commands_if_changed(self) -> bool:
         payload = json.dumps(self.command_payload(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(payload.encode()).hexdigest()
         if await self.services.meta.get(SYNC_HASH_KEY) == digest:

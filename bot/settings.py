@@ -64,7 +64,7 @@ class Settings:
     """Everything the bot reads from its environment. Names in comments are the variables."""
 
     discord_token: Secret  # DISCORD_TOKEN
-    dashscope_api_key: Secret  # DASHSCOPE_API_KEY
+    dashscope_api_key: Secret  # DASHSCOPE_API_KEY (several, one per account: comma-separated)
     dashscope_region: str = "intl"  # DASHSCOPE_REGION
     dashscope_base_url: str = REGION_ROOTS["intl"]  # DASHSCOPE_BASE_URL
     result_hosts: tuple[str, ...] = ("*.aliyuncs.com",)  # DASHSCOPE_RESULT_HOSTS
@@ -108,6 +108,12 @@ class Settings:
         """The numeric `logging` level."""
         return logging.getLevelNamesMapping()[self.log_level]
 
+    @property
+    def api_keys(self) -> tuple[Secret, ...]:
+        """Each API key of DASHSCOPE_API_KEY (one per account; each is a lane of its own)."""
+        keys = [key.strip() for key in self.dashscope_api_key.reveal().split(",")]
+        return tuple(Secret(key) for key in dict.fromkeys(keys) if key)
+
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build the settings from an environment mapping, or raise SettingsError naming the bad one."""
@@ -123,7 +129,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     model, edit_model, enabled = _read_models(reader, catalogue)
     return Settings(
         discord_token=reader.secret("DISCORD_TOKEN", "your bot's token from the Discord developer portal"),
-        dashscope_api_key=reader.secret("DASHSCOPE_API_KEY", "your Model Studio (DashScope) API key"),
+        dashscope_api_key=_api_keys(reader),
         dashscope_region=region,
         dashscope_base_url=reader.url("DASHSCOPE_BASE_URL", REGION_ROOTS[region]),
         result_hosts=reader.parse(
@@ -309,3 +315,11 @@ def _parse_ids(raw: str) -> tuple[int, ...]:
             raise ValueError(f"{part!r} is not a number")
         ids.append(int(part))
     return tuple(ids)
+
+
+def _api_keys(reader: _Reader) -> Secret:
+    """DASHSCOPE_API_KEY: one key, or several (one per account) separated by commas."""
+    keys = reader.secret("DASHSCOPE_API_KEY", "your Model Studio (DashScope) API key")
+    if not any(key.strip() for key in keys.reveal().split(",")):
+        raise SettingsError("DASHSCOPE_API_KEY", "required: one or more API keys, comma-separated")
+    return keys

@@ -10,6 +10,7 @@ import pytest
 
 from bot.db.database import load_migrations
 from bot.db.postgres.connection import location
+from bot.lanes import fingerprint
 from tests.conftest import BotRunner, World
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.qwen import FakeQwen
@@ -158,3 +159,17 @@ async def test_an_unknown_command_prints_the_usage_and_exits_2(tmp_path: Path) -
     assert code == 2
     assert lines == []
     assert stderr.strip() == "usage: python -m bot [check | migrate]"
+
+
+async def test_every_api_key_is_checked_and_named_by_its_fingerprint(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, qwen: FakeQwen, backend: str
+) -> None:
+    second = qwen.add_key("second-account-key")
+    qwen.reject_key(second)
+    env = clean_env(**{**bot_env, "DASHSCOPE_API_KEY": f"{qwen.api_key},{second}"})
+    code, lines, stderr = await run_check(env, tmp_path)
+    assert code == 1, (lines, stderr)
+    assert line_of(lines, f"image API key {fingerprint(qwen.api_key)}").startswith("ok ")
+    assert line_of(lines, f"image API key {fingerprint(second)}").startswith("FAIL")
+    output = "\n".join(lines) + stderr
+    assert qwen.api_key not in output and second not in output

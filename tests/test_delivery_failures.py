@@ -389,6 +389,7 @@ async def test_a_failure_while_a_progress_edit_is_pending_is_the_last_word(
 
 # ------------------------------------------------------------------ the schema
 
+GENERATIONS_SQLITE_INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'generations'"
 SCHEMA_VERSION_TABLE = "CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at double precision NOT NULL)"
 GENERATIONS_INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'generations' ORDER BY indexname"
 

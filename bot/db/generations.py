@@ -10,7 +10,7 @@ from bot.db.records import GenerationRecord, NewGeneration, Status
 COLUMNS = (
     "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
     "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id, "
-    "task_id, inputs"
+    "task_id, inputs, task_lane"
 )
 
 INSERT_GENERATION = (
@@ -115,8 +115,8 @@ class SqlGenerationRepository:
     async def clear_message(self, generation_id: int) -> None:
         await self._update(generation_id, "message_id = NULL")
 
-    async def set_task_id(self, generation_id: int, task_id: str) -> None:
-        await self._update(generation_id, "task_id = ?", task_id)
+    async def set_task_id(self, generation_id: int, task_id: str, *, lane: str | None = None) -> None:
+        await self._update(generation_id, "task_id = ?, task_lane = ?", task_id, lane)
 
     async def unfinished(self) -> list[GenerationRecord]:
         return await self._select(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -65,6 +66,8 @@ class GenerationRecord:
     message_id: int | None
     task_id: str | None = None
     inputs: int = 0
+    #: The lane (API key fingerprint) the task was created in.
+    task_lane: str | None = None
 
 
 class GenerationRepository(Protocol):
@@ -105,8 +108,8 @@ class GenerationRepository(Protocol):
     async def clear_message(self, generation_id: int) -> None:
         """Forget the result message (it was deleted)."""
 
-    async def set_task_id(self, generation_id: int, task_id: str) -> None:
-        """Remember the async API task that is making this image."""
+    async def set_task_id(self, generation_id: int, task_id: str, *, lane: str | None = None) -> None:
+        """Remember the async API task that is making this image, and the lane that created it."""
 
     async def unfinished(self) -> list[GenerationRecord]:
         """Rows still queued or running, oldest first."""
@@ -123,6 +126,13 @@ class MetaRepository(Protocol):
 
     async def set(self, key: str, value: str) -> None:
         """Store `value` under `key`."""
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        """Held by one process at a time, across every process on the database (a start-up step
+        such as the command sync runs inside it)."""
+
+    async def claim_interaction(self, interaction_id: int) -> bool:
+        """True for the first process to claim this interaction; False for any other."""
 
 
 class DenialKind(StrEnum):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 
 from bot.errors import OutcomeUnknown, ServiceFailed
+from bot.lanes import CURRENT_LANE
 from bot.qwen.edit import build_edit_body, extract_images, usage_size
 from bot.qwen.responses import (
     Reply,
@@ -283,7 +284,9 @@ class QwenImageClient:
         service, a broken exchange (reset, disconnect, read timeout, a proxy's error page) is never
         retried: it raises OutcomeUnknown. Only what provably made nothing is retried: a connection
         that never opened, a 429, or the service's own JSON error."""
-        headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **(extra_headers or {})}
+        lane = CURRENT_LANE.get()
+        key = lane.key if lane is not None and lane.key is not None else self._api_key
+        headers = {"Authorization": f"Bearer {key.reveal()}", **(extra_headers or {})}
         try:
             async with self._session.request(
                 method, self._root + path, json=body, headers=headers, timeout=self._timeout

@@ -22,6 +22,7 @@ from bot.errors import (
     QwenImagineError,
     UploadFailed,
 )
+from bot.lanes import CURRENT_LANE
 from bot.qwen import (
     MAX_SEED,
     NEGATIVE_PROMPT_LIMIT,
@@ -212,7 +213,8 @@ class GenerationService:
                 return await self._api.generate(request.params)
             if task_id is None:
                 task_id = await self._api.submit_task(request.params)
-                await self._generations.set_task_id(generation_id, task_id)
+                lane = CURRENT_LANE.get()
+                await self._generations.set_task_id(generation_id, task_id, lane=lane.name if lane else None)
             return await self._api.wait_for_task(task_id)
 
     async def fetch(

@@ -43,6 +43,10 @@ class Job(Generic[R]):
     model: str | None = None
     future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     last_position: int | None = None
+    #: The lane the job must run in (its async task belongs to that key's account), if any.
+    lane: str | None = None
+    #: The observer was told the job started (a job retried in another lane is not announced twice).
+    started: bool = False
 
 
 _HISTORY_LIMIT = 100_000

@@ -1,9 +1,12 @@
 """The scheduler: the one owner of calls to the image API.
 
-It keeps the account's slots busy and no busier: at most `limit` generations in flight (lowered
-when the API still answers 429, then raised again: additive increase, multiplicative decrease)
-and at most `submits_per_second` submissions in any second. Waiting jobs take turns across guilds,
-then across members inside a guild (see `FairQueue`), so one busy server cannot starve the others.
+It keeps each account's slots busy and no busier. Every API key is a lane (`bot.lanes.Lane`) with
+its own slots, pacing and 429 backoff; a job starts in the first lane with a free slot. Each model is
+also paced by its own limits within a lane (`pace`: `qwen-image-max` allows 2 submissions a minute),
+and a job whose model has no turn yet waits without holding a slot, so other models go ahead. Waiting jobs
+take turns across guilds, then across members inside a guild (see `FairQueue`), so one busy server
+cannot starve the others. A key the service rejects leaves the rotation and the job that met it is
+tried again in another lane; with none left, the job fails as misconfigured.
 """
 
 from __future__ import annotations
@@ -12,23 +15,53 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
-from bot.errors import Interrupted, Restarting
+from bot.errors import Interrupted, Restarting, ServiceMisconfigured
+from bot.lanes import CURRENT_LANE, Lane
 from bot.services.jobs import FairQueue, Job, QueuePosition
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-#: A model's limits: (submissions per window, window seconds, calls in flight; 0 = the account's limit).
+#: A model's own limits: (submissions per window, window seconds, calls in flight; 0 = only the account's).
 ModelPace = tuple[int, float, int]
 
 #: After the grace period, how long interrupted requests get to tell their members.
 FAREWELL_SECONDS = 2.0
+#: What the service answers for a key it will not serve (the account, not the request, is at fault).
+KEY_REJECTED = frozenset(
+    {
+        "InvalidApiKey",
+        "Arrearage",
+        "AccessDenied",
+        "AccessDenied.Unpurchased",
+        "PrepaidBillOverdue",
+        "PostpaidBillOverdue",
+    }
+)
+
+
+#: While every shared slot is held by other processes, how often to look again.
+SLOT_POLL_SECONDS = 0.1
+
+
+class SlotLeases(Protocol):
+    """An account's slots shared with other processes (see `bot.db.queue.SqlSlotLeases`)."""
+
+    lease_seconds: float
+
+    async def acquire(self, lane: str, limit: int) -> int | None:
+        """Take one of the lane's first `limit` slots; None while all are held."""
+
+    async def release(self, lane: str, slot: int) -> None:
+        """Give a slot back."""
+
+    async def renew(self) -> None:
+        """Extend the leases of every slot this process holds."""
 
 
 class GraceOver(Exception):
@@ -46,19 +79,33 @@ class Scheduler(Generic[R]):
         hold_seconds: float = 30.0,
         report_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        lanes: Sequence[Lane] = (),
+        leases: SlotLeases | None = None,
         pace: Callable[[str | None], ModelPace] | None = None,
     ) -> None:
-        self.max_concurrency = max_concurrency
+        """One lane per API key (`lanes`); without any, one keyless lane with these limits (the API
+        client then uses its own key). With `leases`, a job also needs one of its lane's slots shared
+        by every process on the database, so an account's limit holds summed over them all."""
+        self._leases = leases
+        self._renewer: asyncio.Task[None] | None = None
         self._pace = pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0))
-        self._model_submissions: dict[str, deque[float]] = {}
-        self._limit = float(max_concurrency)
-        self._submissions: deque[float] = deque(maxlen=max(1, int(submits_per_second)))
-        self._hold_seconds = hold_seconds
+        #: Submission turns of each (lane, model), for the models' own limits.
+        self._model_submissions: dict[tuple[str, str], deque[float]] = {}
+        self.lanes = list(lanes) or [
+            Lane(
+                None,
+                max_concurrency=max_concurrency,
+                submits_per_second=submits_per_second,
+                hold_seconds=hold_seconds,
+                clock=clock,
+            )
+        ]
+        for lane in self.lanes:
+            lane.on_change = self._lanes_changed
         self._clock = clock
         self._queue: FairQueue[R] = FairQueue()
         self._running: set[Job[R]] = set()
         self._wake = asyncio.Event()
-        self._hold_until = 0.0
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
@@ -72,14 +119,30 @@ class Scheduler(Generic[R]):
         #: When shutdown's grace period ends (event loop time); None until shutdown begins.
         self._grace_ends: float | None = None
         self._grace_timeouts: set[asyncio.Timeout] = set()
-        #: How often the API answered 429 (for logs and tests).
-        self.throttle_count = 0
 
     # ---------------------------------------------------------------- state
     @property
     def limit(self) -> int:
-        """How many jobs may be in flight right now."""
-        return max(1, math.floor(self._limit))
+        """How many jobs may be in flight right now, over every lane in the rotation."""
+        return max(1, sum(lane.limit for lane in self.lanes if not lane.retired))
+
+    @property
+    def throttle_count(self) -> int:
+        """How often the API answered 429 (for logs and tests)."""
+        return sum(lane.throttle_count for lane in self.lanes)
+
+    def _free_lane(self) -> Lane | None:
+        """The first lane with a free slot."""
+        return next((lane for lane in self.lanes if lane.free), None)
+
+    def _lane_for(self, job: Job[R], free: Lane) -> Lane:
+        """The lane a job runs in: the one its async task was created in, if it is still in the
+        rotation (polling that task takes a slot there, even above the lane's limit), else `free`."""
+        pinned = next((lane for lane in self.lanes if lane.name == job.lane and not lane.retired), None)
+        return pinned or free
+
+    def _lanes_changed(self) -> None:
+        self._wake.set()
 
     @property
     def waiting(self) -> int:
@@ -100,6 +163,8 @@ class Scheduler(Generic[R]):
         """Start dispatching."""
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch_forever(), name="scheduler")
+        if self._leases is not None and self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever(self._leases), name="slot-leases")
 
     @contextlib.asynccontextmanager
     async def delivering(self) -> AsyncIterator[None]:
@@ -181,6 +246,10 @@ class Scheduler(Generic[R]):
             for straggler in stragglers:
                 straggler.cancel()
             await asyncio.wait(stragglers, timeout=0.5)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
         return running + waiting
 
     async def _drained(self) -> None:
@@ -205,29 +274,85 @@ class Scheduler(Generic[R]):
 
     async def _dispatch_forever(self) -> None:
         while True:
-            job = None
-            if len(self._queue) and len(self._running) < self.limit:
-                job = self._queue.pop_ready(self._model_ready)
-            if job is None:
+            while not (len(self._queue) and self._free_lane() is not None):
                 self._wake.clear()
-                # A job whose model has no submission turn yet waits without holding a slot.
+                await self._wake.wait()
+            lane, slot = await self._take_slot()
+            if lane is None:
+                # Every shared slot is held by another process: look again soon.
+                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._next_turn_in())
+                    await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
                 continue
+            job = self._queue.pop_ready(functools.partial(self._model_ready, lane))
+            if job is None:
+                # No waiting job's model has a turn in this lane yet: wait for one, holding no slot.
+                await self._release(lane, slot)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_turn_in(lane))
+                continue
+            if self._lane_for(job, lane) is not lane:
+                await self._release(lane, slot)
+                lane, slot = self._lane_for(job, lane), None
             self._running.add(job)
-            task = asyncio.create_task(self._execute(job), name=f"generation-{job.generation_id}")
+            lane.running += 1
+            task = asyncio.create_task(self._execute(job, lane, slot), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             self._positions_changed()
 
-    async def _execute(self, job: Job[R]) -> None:
-        started = self._clock()
+    async def _take_slot(self) -> tuple[Lane | None, int | None]:
+        """The first lane with a free slot here and (with shared leases) on the database."""
+        for lane in self.lanes:
+            if not lane.free:
+                continue
+            if self._leases is None:
+                return lane, None
+            try:
+                slot = await self._leases.acquire(lane.name, lane.limit)
+            except Exception as error:
+                log.warning("could not take an API slot from the database: %s", type(error).__name__)
+                return None, None
+            if slot is not None:
+                return lane, slot
+        return None, None
+
+    async def _release(self, lane: Lane, slot: int | None) -> None:
+        if self._leases is None or slot is None:
+            return
         try:
-            if job.observer is not None:
+            # Shielded: a job cancelled at shutdown still gives its slot back.
+            await asyncio.shield(self._leases.release(lane.name, slot))
+        except Exception as error:  # the lease runs out by itself
+            log.warning("could not release an API slot: %s", type(error).__name__)
+
+    async def _renew_forever(self, leases: SlotLeases) -> None:
+        while True:
+            await asyncio.sleep(leases.lease_seconds / 3)
+            try:
+                await leases.renew()
+            except Exception as error:
+                log.warning("could not renew API slot leases: %s", type(error).__name__)
+
+    async def _execute(self, job: Job[R], lane: Lane, slot: int | None = None) -> None:
+        started = self._clock()
+        CURRENT_LANE.set(lane)  # this task's own context: the API client calls with this lane's key
+        try:
+            if job.observer is not None and not job.started:
+                job.started = True
                 _quietly(job.observer.started)
             result = await job.work()
         except asyncio.CancelledError:
             raise  # only stop() cancels a job, and it settles the job's future itself
+        except ServiceMisconfigured as error:
+            if error.code in KEY_REJECTED and lane.key is not None:
+                lane.retire(error.code)
+                if any(not other.retired for other in self.lanes):
+                    self._queue.push(job)  # nothing was made with the rejected key: another lane tries
+                    return
+            if not job.future.done():
+                job.future.set_exception(error)
         except BaseException as error:
             if not job.future.done():
                 job.future.set_exception(error)
@@ -237,6 +362,8 @@ class Scheduler(Generic[R]):
                 job.future.set_result(result)
         finally:
             self._running.discard(job)
+            lane.running -= 1
+            await self._release(lane, slot)
             self._wake.set()
 
     def _positions_changed(self) -> None:
@@ -258,61 +385,54 @@ class Scheduler(Generic[R]):
             _quietly(functools.partial(job.observer.queued, position))
 
     # ---------------------------------------------------------------- per-model pacing
-    def _model_window(self, model: str | None) -> tuple[deque[float], float, int]:
+    def _model_window(self, lane: Lane, model: str | None) -> tuple[deque[float], float, int]:
         submissions, window, concurrency = self._pace(model)
-        key = model or ""
+        key = (lane.name, model or "")
         turns = self._model_submissions.get(key)
         if turns is None or turns.maxlen != submissions:
             turns = self._model_submissions[key] = deque(turns or (), maxlen=max(1, submissions))
         return turns, window, concurrency
 
-    def _model_ready(self, job: Job[R]) -> bool:
-        """Whether `job`'s model has a submission turn now and a free call of its own."""
-        turns, window, concurrency = self._model_window(job.model)
+    def _model_ready(self, lane: Lane, job: Job[R]) -> bool:
+        """Whether `job`'s model has a submission turn in `lane` now and a free call of its own."""
+        turns, window, concurrency = self._model_window(lane, job.model)
         if concurrency and sum(1 for running in self._running if running.model == job.model) >= concurrency:
             return False
         return len(turns) < (turns.maxlen or 1) or turns[0] + window <= self._clock()
 
-    def _next_turn_in(self) -> float | None:
-        """Seconds until a waiting job's model next has a turn (None: wait for a change)."""
-        if not len(self._queue) or len(self._running) >= self.limit:
-            return None
+    def _next_turn_in(self, lane: Lane) -> float | None:
+        """Seconds until a waiting job's model next has a turn in `lane` (None: wait for a change)."""
         now, soonest = self._clock(), None
         for job in self._queue.in_order():
-            turns, window, _ = self._model_window(job.model)
+            turns, window, _ = self._model_window(lane, job.model)
             if len(turns) == turns.maxlen:
                 at = turns[0] + window - now
                 soonest = at if soonest is None else min(soonest, at)
         return None if soonest is None else max(0.01, soonest)
 
     # ---------------------------------------------------------------- pacing (the API client's Pacer)
+    def _lane(self) -> Lane:
+        """The lane of the job calling (the first lane outside any job)."""
+        return CURRENT_LANE.get() or self.lanes[0]
+
     async def before_submit(self, model: str | None = None) -> None:
-        """Wait for this submission's turn: at most `submits_per_second` in any one-second window for
-        the account, and at most the model's own submissions in its window."""
+        """Wait for this submission's turn: its model's own turn in its lane, then the lane's."""
+        lane = self._lane()
+        turns, window, _ = self._model_window(lane, model)
         now = self._clock()
-        turn = now
-        if len(self._submissions) == self._submissions.maxlen:
-            turn = max(now, self._submissions[0] + 1.0)
-        turns, window, _ = self._model_window(model)
-        if len(turns) == turns.maxlen:
-            turn = max(turn, turns[0] + window)
-        self._submissions.append(turn)  # reserved now, so concurrent callers queue behind it
-        turns.append(turn)
+        turn = max(now, turns[0] + window) if len(turns) == turns.maxlen else now
+        turns.append(turn)  # reserved now, so concurrent callers queue behind it
         if turn > now:
             await asyncio.sleep(turn - now)
+        await lane.before_submit()
 
     def throttled(self) -> None:
-        """The API answered 429: halve the concurrency and hold it down for a while."""
-        self.throttle_count += 1
-        self._limit = max(1.0, self._limit / 2)
-        self._hold_until = self._clock() + self._hold_seconds
-        log.warning("image API throttled us; concurrency lowered to %d", self.limit)
+        """The API answered 429: the lane halves its concurrency for a while."""
+        self._lane().throttled()
 
     def succeeded(self) -> None:
-        """A call succeeded: after the hold, win back one slot per `limit` successes."""
-        if self._limit < self.max_concurrency and self._clock() >= self._hold_until:
-            self._limit = min(float(self.max_concurrency), self._limit + 1 / self.limit)
-            self._wake.set()
+        """A call succeeded: the lane wins back slots after its hold."""
+        self._lane().succeeded()
 
 
 def _interrupt(jobs: list[Job[R]]) -> None:

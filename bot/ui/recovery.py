@@ -74,6 +74,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     member_id=record.member_id,
                     work=lambda: services.generation.call_api(record.id, request, task_id=record.task_id),
                     model=record.model,
+                    lane=record.task_lane,
                 )
             )
             async with services.scheduler.within_grace():

@@ -18,7 +18,7 @@ import struct
 import time
 import uuid
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +75,14 @@ class FakeQwen:
 
     def __init__(self, *, api_key: str = "test-dashscope-key", latency: float = 0.0, max_concurrency: int = 2) -> None:
         self.api_key = api_key
+        #: Every key it serves, each an account of its own (its own limits); the first is `api_key`.
+        self.api_keys = [api_key]
+        #: Keys it refuses from now on, with the error code it answers.
+        self.rejected_keys: dict[str, str] = {}
+        #: Per key: generations in flight, the most ever in flight, and 429s answered.
+        self.in_flight_by_key: Counter[str] = Counter()
+        self.max_in_flight_by_key: Counter[str] = Counter()
+        self.throttled_by_key: Counter[str] = Counter()
         self.latency = latency
         self.max_concurrency = max_concurrency
         self.requests: list[RecordedRequest] = []
@@ -270,10 +278,35 @@ class FakeQwen:
         request_id = f"req-{next(self._ids)}"
         return _json(status, {"request_id": request_id, "code": code, "message": message}, request_id)
 
+    def add_key(self, key: str) -> str:
+        """Serve another key (another account, with limits of its own)."""
+        self.api_keys.append(key)
+        return key
+
+    def reject_key(self, key: str, code: str = "InvalidApiKey") -> None:
+        """Refuse `key` from now on: InvalidApiKey (401), Arrearage (400) or AccessDenied (403)."""
+        self.rejected_keys[key] = code
+
+    @staticmethod
+    def key_of(request: web.Request | RecordedRequest) -> str:
+        """The API key a request was made with."""
+        return str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
+
     def _auth_error(self, request: web.Request) -> web.Response | None:
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        key = self.key_of(request)
+        if key not in self.api_keys:
             return self._error(401, "InvalidApiKey", "Invalid API-key provided.")
+        code = self.rejected_keys.get(key)
+        if code == "Arrearage":
+            return self._error(400, code, "Access denied, please make sure your account is in good standing.")
+        if code is not None:
+            return self._error(401 if code == "InvalidApiKey" else 403, code, "Access denied.")
         return None
+
+    def _throttle(self, key: str) -> web.Response:
+        self.throttled += 1
+        self.throttled_by_key[key] += 1
+        return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
 
     async def _sync(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -289,15 +322,16 @@ class FakeQwen:
     async def _answer_sync(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         if (auth := self._auth_error(request)) is not None:
             return auth
+        key = self.key_of(request)
         if self._model_over_limit(recorded.body):
-            self.throttled += 1
             self.model_throttled += 1
-            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
-        if self.in_flight >= self.max_concurrency:
-            self.throttled += 1
-            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+            return self._throttle(key)
+        if self.in_flight_by_key[key] >= self.max_concurrency:
+            return self._throttle(key)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.in_flight_by_key[key] += 1
+        self.max_in_flight_by_key[key] = max(self.max_in_flight_by_key[key], self.in_flight_by_key[key])
         try:
             await self._pass_gate()
             if self.latency:
@@ -312,6 +346,7 @@ class FakeQwen:
             return self._generate(recorded.body)
         finally:
             self.in_flight -= 1
+            self.in_flight_by_key[key] -= 1
 
     def _model_over_limit(self, body: Any) -> bool:
         """Whether this submission passes its model's own limit (it counts as one either way)."""
@@ -394,9 +429,10 @@ class FakeQwen:
             return auth
         if request.headers.get("X-DashScope-Async") != "enable":
             return self._error(403, "AccessDenied", "current user api does not support synchronous calls")
-        if sum(not self._task_done(task) for task in self._tasks.values()) >= self.max_concurrency:
-            self.throttled += 1
-            return self._error(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+        key = self.key_of(request)
+        mine = [task for task in self._tasks.values() if task["key"] == key]
+        if sum(not self._task_done(task) for task in mine) >= self.max_concurrency:
+            return self._throttle(key)
         if self._injected:
             injected = self._injected.popleft()
             assert isinstance(injected.body, dict)
@@ -405,7 +441,12 @@ class FakeQwen:
         if problem:
             return self._error(400, "InvalidParameter", problem)
         task_id = str(uuid.uuid4())
-        self._tasks[task_id] = {"body": recorded.body, "submitted": time.monotonic(), "fail": self._task_failures}
+        self._tasks[task_id] = {
+            "body": recorded.body,
+            "submitted": time.monotonic(),
+            "fail": self._task_failures,
+            "key": key,
+        }
         self._task_failures = None
         request_id = f"req-{next(self._ids)}"
         return _json(
@@ -430,6 +471,8 @@ class FakeQwen:
             return auth
         task_id = request.match_info["task_id"]
         task = self._tasks.get(task_id)
+        if task is not None and task["key"] != self.key_of(request):
+            task = None  # a task belongs to the account that created it
         request_id = f"req-{next(self._ids)}"
         if task is None:
             # An id it never issued (or expired): how `python -m bot check` tests a key without paying.

@@ -55,6 +55,9 @@ class FakeDiscord(Invocations):
         self.gateway = Gateway(self)
         self.interactions: dict[int, FakeInteraction] = {}
         self.requests: list[tuple[str, str, int]] = []
+        #: Which gateway sessions receive an interaction: "active" (the one connected last),
+        #: "everywhere" (every session: processes holding one shard) or "spread" (each in turn).
+        self.interaction_routing = "active"
         self.unhandled_routes: list[tuple[str, str]] = []
         self.errors: list[RuleViolation] = []
         #: Requests Discord's OpenAPI description rejects (also in `errors`); the harness fails a test that has any.
@@ -77,6 +80,10 @@ class FakeDiscord(Invocations):
         self._uploads_open.set()
         #: Uploads (multipart requests) being held by `hold_uploads()`.
         self.uploads_held = 0
+        #: Command syncs (bulk overwrites) kept waiting by `hold_command_syncs()`.
+        self._syncs_open = asyncio.Event()
+        self._syncs_open.set()
+        self.syncs_held = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
 
@@ -266,6 +273,21 @@ class FakeDiscord(Invocations):
             await self.changed()
             await self._uploads_open.wait()
 
+    def hold_command_syncs(self) -> None:
+        """Keep command bulk overwrites waiting, unanswered, until `release_command_syncs()`."""
+        self._syncs_open.clear()
+
+    def release_command_syncs(self) -> None:
+        """Answer held command syncs, and stop holding them."""
+        self._syncs_open.set()
+
+    async def pass_sync_gate(self) -> None:
+        """Wait here while command syncs are held (called for each bulk overwrite)."""
+        if not self._syncs_open.is_set():
+            self.syncs_held += 1
+            await self.changed()
+            await self._syncs_open.wait()
+
     async def changed(self) -> None:
         """Wake every wait_for (called after each request and gateway frame)."""
         async with self._changed:
@@ -336,7 +358,8 @@ class FakeDiscord(Invocations):
                 ix.dispatched_at = self.clock()
 
         guild_id = None if ix.channel.is_dm else ix.channel.guild.id
-        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), guild_id, on_sent=sent):
+        routing = self.interaction_routing
+        if not self.gateway.dispatch("INTERACTION_CREATE", ix.payload(), guild_id, on_sent=sent, routing=routing):
             raise RuntimeError("no gateway session: start the client and await fake.wait_ready() first")
         await self.changed()
         return ix

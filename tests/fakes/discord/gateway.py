@@ -84,6 +84,7 @@ class Gateway:
         self.sessions: dict[str, GatewaySession] = {}
         self.active: GatewaySession | None = None
         self.identify_count = 0
+        self._turn = -1
         self.resume_count = 0
         self.ready = asyncio.Event()
         self.sockets: set[web.WebSocketResponse] = set()
@@ -266,9 +267,26 @@ class Gateway:
         session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
 
     def dispatch(
-        self, event: str, data: dict[str, Any], guild_id: int | None = None, on_sent: Callable[[], None] | None = None
+        self,
+        event: str,
+        data: dict[str, Any],
+        guild_id: int | None = None,
+        on_sent: Callable[[], None] | None = None,
+        *,
+        routing: str = "active",
     ) -> bool:
-        """Send an event to the active session if it would receive it; False when there is none."""
+        """Send an event to the active session if it would receive it; False when there is none.
+        routing "everywhere": to every connected session that would (processes holding one shard);
+        "spread": to the connected sessions in turn (processes sharing the load)."""
+        if routing != "active":
+            live = [s for s in self.sessions.values() if s.socket is not None and not s.invalid]
+            live = [s for s in live if s.wants(event, guild_id)]
+            if routing == "spread" and live:
+                self._turn += 1
+                live = [live[self._turn % len(live)]]
+            for each in live:
+                each.dispatch(event, data, on_sent)
+            return bool(live)
         session = self.active
         if session is None or session.invalid or not session.wants(event, guild_id):
             return False

@@ -165,6 +165,7 @@ class RestRoutes:
         errs = FormErrors()
         check_commands(payload, errs)
         errs.raise_if_any()
+        await self.fake.pass_sync_gate()
         return json_response(self.fake.commands.put(scope, payload))
 
     def _channel(self, request: web.Request) -> FakeChannel:
