@@ -36,6 +36,20 @@ async def test_two_keys_run_two_accounts_worth_of_jobs(
     assert qwen.throttled == 0
 
 
+async def test_a_models_own_concurrency_is_counted_per_key(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, keys: tuple[str, str]
+) -> None:
+    # The built-in catalogue: qwen-image-plus allows 2 at a time per account, so two keys run 4.
+    await bots.start(DASHSCOPE_API_KEY=",".join(keys), MAX_JOBS_PER_MEMBER="10", MODEL_CATALOGUE_FILE="")
+    qwen.hold()
+    interactions = [await imagine(discord_server, world.alice, world.channel, f"fox {n}") for n in range(6)]
+    await qwen.wait_for(lambda: qwen.in_flight == 4)
+    assert Counter(qwen.key_of(r) for r in qwen.generation_requests) == {keys[0]: 2, keys[1]: 2}
+    qwen.release()
+    await asyncio.gather(*(ix.wait_answer() for ix in interactions))
+    assert qwen.throttled == 0
+
+
 async def test_a_rejected_key_leaves_the_rotation_and_its_job_succeeds_on_another(
     discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase, keys: tuple[str, str]
 ) -> None:

@@ -105,6 +105,8 @@ class Scheduler(Generic[R]):
         self._clock = clock
         self._queue: FairQueue[R] = FairQueue()
         self._running: set[Job[R]] = set()
+        #: The lane each running job holds a slot in.
+        self._lane_of: dict[Job[R], Lane] = {}
         self._wake = asyncio.Event()
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
@@ -296,6 +298,7 @@ class Scheduler(Generic[R]):
                 await self._release(lane, slot)
                 lane, slot = self._lane_for(job, lane), None
             self._running.add(job)
+            self._lane_of[job] = lane
             lane.running += 1
             task = asyncio.create_task(self._execute(job, lane, slot), name=f"generation-{job.generation_id}")
             self._tasks.add(task)
@@ -362,6 +365,7 @@ class Scheduler(Generic[R]):
                 job.future.set_result(result)
         finally:
             self._running.discard(job)
+            self._lane_of.pop(job, None)
             lane.running -= 1
             await self._release(lane, slot)
             self._wake.set()
@@ -396,8 +400,10 @@ class Scheduler(Generic[R]):
     def _model_ready(self, lane: Lane, job: Job[R]) -> bool:
         """Whether `job`'s model has a submission turn in `lane` now and a free call of its own."""
         turns, window, concurrency = self._model_window(lane, job.model)
-        if concurrency and sum(1 for running in self._running if running.model == job.model) >= concurrency:
-            return False
+        if concurrency and concurrency <= sum(
+            1 for running, held in self._lane_of.items() if held is lane and running.model == job.model
+        ):
+            return False  # a model's calls in flight are counted per account, that is per lane
         return len(turns) < (turns.maxlen or 1) or turns[0] + window <= self._clock()
 
     def _next_turn_in(self, lane: Lane) -> float | None:
