@@ -70,8 +70,9 @@ def forged_message(channel: FakeChannel, author: FakeMember, *custom_ids: str) -
 async def result_in_a(discord_server: FakeDiscord, world: World, bots: BotRunner) -> FakeMessage:
     """Alice's result in server A."""
     options = {"negative_prompt": "fog", "size": "928*1664", "seed": 77, "enhance": False}
+    delivered = len(bots.delivered)  # counted first: the delivery may be recorded before the answer is seen
     message = await (await imagine(discord_server, world.alice, world.channel, SECRET, **options)).wait_answer()
-    await bots.wait_delivered(len(bots.delivered) + 1)
+    await bots.wait_delivered(delivered + 1)
     return message
 
 

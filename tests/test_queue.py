@@ -302,6 +302,12 @@ async def test_sigterm_lets_running_jobs_finish_keeps_the_rest_and_exits_0(
         await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
         interactions.append(await imagine(discord_server, world.moderator, world.channel, "crane 2"))
         await asyncio.gather(*(ix.wait_ack() for ix in interactions))
+        # The third in the queue before shutdown, not merely acknowledged: a request still being admitted
+        # then is released (and told to try again), not kept. Its queue note shows that it waits.
+        waiting = interactions[2]
+        await discord_server.wait_for(
+            lambda: waiting.response_message is not None and "next in the queue" in waiting.response_message.content
+        )
         process.send_signal(signal.SIGTERM)
         assert process.stderr is not None
         async with asyncio.timeout(30):

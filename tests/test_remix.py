@@ -39,8 +39,9 @@ def parameters(request: RecordedRequest) -> dict[str, Any]:
 async def original(discord_server: FakeDiscord, world: World, bots: BotRunner, **options: Any) -> FakeMessage:
     """Alice's result to remix."""
     options = {"negative_prompt": "fog", "size": "928*1664", "seed": 77, "enhance": False, **options}
+    delivered = len(bots.delivered)  # counted first: the delivery may be recorded before the answer is seen
     message = await (await imagine(discord_server, world.alice, world.channel, "a koi pond", **options)).wait_answer()
-    await bots.wait_delivered(len(bots.delivered) + 1)
+    await bots.wait_delivered(delivered + 1)
     return message
 
 
