@@ -357,11 +357,16 @@ class GenerationService:
             raise GenerationUnavailable(
                 "This request is older than the server's retention period: its prompt has been deleted."
             )
+        return self.request_again(record, channel_id=channel_id, member_id=member_id)
+
+    def request_again(self, record: GenerationRecord, *, channel_id: int | None, member_id: int) -> GenerationRequest:
+        """`record`'s request as it was sent (same prompt, seed and options), for `member_id` in
+        `channel_id`: a retry, or a resume after a restart. The prompt must still be stored."""
         return self.build_request(
             guild_id=record.guild_id,
             channel_id=channel_id,
             member_id=member_id,
-            prompt=record.prompt,
+            prompt=record.prompt or "",
             size=record.size,
             negative_prompt=record.negative_prompt,
             seed=record.seed,

@@ -55,17 +55,8 @@ async def _resume(client: discord.Client, services: Services, record: Generation
         return
     async with services.scheduler.delivering():
         try:
-            request = services.generation.build_request(
-                guild_id=record.guild_id,
-                channel_id=record.channel_id,
-                member_id=record.member_id,
-                prompt=record.prompt,
-                size=record.size,
-                negative_prompt=record.negative_prompt,
-                seed=record.seed,
-                prompt_extend=record.prompt_extend,
-                parent_id=record.parent_id,
-                model=record.model,
+            request = services.generation.request_again(
+                record, channel_id=record.channel_id, member_id=record.member_id
             )
             generated = await services.scheduler.run(
                 Job(
