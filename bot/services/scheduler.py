@@ -23,12 +23,11 @@ from typing import Generic, Protocol, TypeVar
 from bot.errors import Interrupted, Restarting, ServiceMisconfigured
 from bot.lanes import CURRENT_LANE, Lane
 from bot.services.jobs import FairQueue, Job, QueuePosition
+from bot.services.model_pacing import ModelPace, ModelPacer
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-#: A model's own limits: (submissions per window, window seconds, calls in flight; 0 = only the account's).
-ModelPace = tuple[int, float, int]
 
 #: After the grace period, how long interrupted requests get to tell their members.
 FAREWELL_SECONDS = 2.0
@@ -88,9 +87,7 @@ class Scheduler(Generic[R]):
         by every process on the database, so an account's limit holds summed over them all."""
         self._leases = leases
         self._renewer: asyncio.Task[None] | None = None
-        self._pace = pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0))
-        #: Submission turns of each (lane, model), for the models' own limits.
-        self._model_submissions: dict[tuple[str, str], deque[float]] = {}
+        self._models = ModelPacer(pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0)), clock=clock)
         self.lanes = list(lanes) or [
             Lane(
                 None,
@@ -389,32 +386,15 @@ class Scheduler(Generic[R]):
             _quietly(functools.partial(job.observer.queued, position))
 
     # ---------------------------------------------------------------- per-model pacing
-    def _model_window(self, lane: Lane, model: str | None) -> tuple[deque[float], float, int]:
-        submissions, window, concurrency = self._pace(model)
-        key = (lane.name, model or "")
-        turns = self._model_submissions.get(key)
-        if turns is None or turns.maxlen != submissions:
-            turns = self._model_submissions[key] = deque(turns or (), maxlen=max(1, submissions))
-        return turns, window, concurrency
-
     def _model_ready(self, lane: Lane, job: Job[R]) -> bool:
-        """Whether `job`'s model has a submission turn in `lane` now and a free call of its own."""
-        turns, window, concurrency = self._model_window(lane, job.model)
-        if concurrency and concurrency <= sum(
-            1 for running, held in self._lane_of.items() if held is lane and running.model == job.model
-        ):
-            return False  # a model's calls in flight are counted per account, that is per lane
-        return len(turns) < (turns.maxlen or 1) or turns[0] + window <= self._clock()
+        """Whether `job`'s model has a submission turn in `lane` now and a free call of its own there
+        (a model's calls in flight are counted per account, that is per lane)."""
+        in_flight = sum(1 for running, held in self._lane_of.items() if held is lane and running.model == job.model)
+        return self._models.ready(lane.name, job.model, in_flight)
 
     def _next_turn_in(self, lane: Lane) -> float | None:
         """Seconds until a waiting job's model next has a turn in `lane` (None: wait for a change)."""
-        now, soonest = self._clock(), None
-        for job in self._queue.in_order():
-            turns, window, _ = self._model_window(lane, job.model)
-            if len(turns) == turns.maxlen:
-                at = turns[0] + window - now
-                soonest = at if soonest is None else min(soonest, at)
-        return None if soonest is None else max(0.01, soonest)
+        return self._models.next_turn_in(lane.name, (job.model for job in self._queue.in_order()))
 
     # ---------------------------------------------------------------- pacing (the API client's Pacer)
     def _lane(self) -> Lane:
@@ -424,12 +404,7 @@ class Scheduler(Generic[R]):
     async def before_submit(self, model: str | None = None) -> None:
         """Wait for this submission's turn: its model's own turn in its lane, then the lane's."""
         lane = self._lane()
-        turns, window, _ = self._model_window(lane, model)
-        now = self._clock()
-        turn = max(now, turns[0] + window) if len(turns) == turns.maxlen else now
-        turns.append(turn)  # reserved now, so concurrent callers queue behind it
-        if turn > now:
-            await asyncio.sleep(turn - now)
+        await self._models.take_turn(lane.name, model)
         await lane.before_submit()
 
     def throttled(self) -> None:
