@@ -15,6 +15,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import use_locale
+from bot.i18n.commands import CatalogueTranslator
 from bot.logs import describe
 from bot.services import Services
 from bot.services.scheduler import FAREWELL_SECONDS
@@ -79,6 +81,8 @@ class QwenImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.services.scheduler.start()
+        if self.tree.translator is None:
+            await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
             if extension not in self.extensions:  # a login retried after a network failure runs this again
                 await self.load_extension(extension)
@@ -109,6 +113,9 @@ class QwenImagineBot(commands.Bot):
             log.warning("could not claim interaction %s (%s); handling it here", data.get("id"), describe(error))
             claimed = True
         if claimed:
+            # Everything this interaction starts (command, button, form, the job) speaks the member's
+            # language, else the server's, else English.
+            use_locale(data.get("locale"), data.get("guild_locale"))
             self._handle_interaction(data)
         else:
             log.debug("interaction %s is handled by another process", data.get("id"))
@@ -217,9 +224,13 @@ class QwenImagineBot(commands.Bot):
         assert self.application_id is not None
         return discord.utils.oauth_url(self.application_id, permissions=INVITE_PERMISSIONS, scopes=INVITE_SCOPES)
 
-    def command_payload(self) -> dict[str, Any]:
-        """What a sync would send, and where: the basis of the sync hash."""
-        commands_ = [command.to_dict(self.tree) for command in self.tree.get_commands()]
+    async def command_payload(self) -> dict[str, Any]:
+        """What a sync would send, localizations included, and where: the basis of the sync hash."""
+        translator = self.tree.translator
+        commands_ = [
+            await command.get_translated_payload(self.tree, translator) if translator else command.to_dict(self.tree)
+            for command in self.tree.get_commands()
+        ]
         commands_.sort(key=lambda c: (c.get("type", 1), c["name"]))
         return {
             "application_id": self.application_id,
@@ -234,7 +245,7 @@ class QwenImagineBot(commands.Bot):
             return await self._sync_commands_if_changed()
 
     async def _sync_commands_if_changed(self) -> bool:
-        payload = json.dumps(self.command_payload(), sort_keys=True, separators=(",", ":"))
+        payload = json.dumps(await self.command_payload(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(payload.encode()).hexdigest()
         if await self.services.meta.get(SYNC_HASH_KEY) == digest:
             log.info("application commands unchanged since the last sync")
