@@ -14,7 +14,7 @@ import aiohttp
 import discord
 import yarl
 
-from bot.client import QwenImagineBot
+from bot.client import QwenImagineBot, build_bot
 from bot.db import (
     SqlGenerationRepository,
     SqlLimitsRepository,
@@ -135,7 +135,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     audit=audit,
                 ),
             )
-            async with QwenImagineBot(settings, services) as bot:
+            async with build_bot(settings, services) as bot:
                 yield bot
     finally:
         await database.close()

@@ -59,7 +59,7 @@ class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):
 class QwenImagineBot(commands.Bot):
     """The qwen-imagine bot. Dependencies come in through the constructor."""
 
-    def __init__(self, settings: Settings, services: Services) -> None:
+    def __init__(self, settings: Settings, services: Services, **sharding: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -68,6 +68,7 @@ class QwenImagineBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=QwenImagineTree,
+            **sharding,
         )
         self.settings = settings
         self.services = services
@@ -125,6 +126,9 @@ class QwenImagineBot(commands.Bot):
         """Log in (retrying while Discord can't be reached), then stay connected until closed."""
         if not await self._log_in(token):
             return
+        if self.settings.shard_count is not None:
+            held = ", ".join(map(str, self.settings.held_shards))
+            log.info("connecting gateway shard(s) %s of %d", held, self.settings.shard_count)
         connection = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
         closed = asyncio.create_task(self._closed.wait())
         try:
@@ -265,3 +269,18 @@ class QwenImagineBot(commands.Bot):
         await self.services.meta.set(SYNC_HASH_KEY, digest)
         log.info("application commands synced (%s)", "guilds" if self.settings.command_guild_ids else "global")
         return True
+
+
+class ShardedQwenImagineBot(QwenImagineBot, commands.AutoShardedBot):
+    """The bot over several gateway shards: SHARD_COUNT in all, of which this process holds SHARD_IDS
+    (every one when unset). Discord sends each shard the events of its own servers."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        super().__init__(settings, services, shard_count=settings.shard_count, shard_ids=list(settings.held_shards))
+
+
+def build_bot(settings: Settings, services: Services) -> QwenImagineBot:
+    """The bot these settings ask for: sharded when SHARD_COUNT is set, else one gateway connection."""
+    if settings.shard_count is None:
+        return QwenImagineBot(settings, services)
+    return ShardedQwenImagineBot(settings, services)
