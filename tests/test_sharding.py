@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,6 +19,7 @@ from tests.fakes.discord import FakeChannel, FakeDiscord, FakeMember
 from tests.fakes.discord.gateway import GatewaySession, shard_of
 from tests.fakes.qwen import FakeQwen
 from tests.test_processes import count_interactions
+from tests.test_startup import clean_env, closed_port, finish, is_log_line, read_until, spawn_bot
 
 REQUIRED = {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k"}
 POSTGRES = {**REQUIRED, "DATABASE_URL": "postgresql://bot@db.example/bot"}
@@ -191,3 +194,35 @@ async def test_the_fake_gateway_requires_sharding_for_too_many_guilds(discord_se
             assert (await response.json())["shards"] == 2
     assert (await identify(discord_server, None))[0] == 4011
     assert (await identify(discord_server, [0, 2]))[0] is None
+
+
+async def test_a_sharded_bot_facing_an_unreachable_gateway_logs_one_line_per_attempt_and_stops_at_once(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, world: World
+) -> None:
+    unreachable = f"ws://127.0.0.1:{closed_port()}/"
+    env = clean_env(**{**bot_env, "DISCORD_GATEWAY_URL": unreachable, "SHARD_COUNT": "2"})
+    process = await spawn_bot(env, tmp_path)
+    try:
+        log = await read_until(process, "cannot reach Discord's gateway for shard 0")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process, timeout=10)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log
+    assert "connecting gateway shard(s) 0, 1 of 2" in log
+    assert all(is_log_line(line) for line in log.splitlines()), log
+
+
+async def test_a_sharded_bot_retries_while_discord_is_unreachable(tmp_path: Path, bot_env: dict[str, str]) -> None:
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/v10"
+    env = clean_env(**{**bot_env, "DISCORD_API_BASE_URL": unreachable, "SHARD_COUNT": "2"})
+    process = await spawn_bot(env, tmp_path)
+    try:
+        log = await read_until(process, "cannot reach Discord")
+        log += await read_until(process, "cannot reach Discord")  # it tried again
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log += await finish(process, timeout=10)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log
+    assert "retrying in 1 s" in log and "retrying in 2 s" in log
