@@ -77,6 +77,8 @@ class QwenImagineBot(commands.Bot):
         self._stopping = asyncio.Event()  # shutdown has begun
         self._closed = asyncio.Event()  # shutdown is over
         self._resumed = False  # what a previous process left unfinished has been taken up
+        self._gateway: asyncio.Task[None] | None = None  # discord.py's connection loop
+        self._gateway_gave_up = False  # that loop closed the bot: it raises why next
         self._handle_interaction = self._connection.parsers["INTERACTION_CREATE"]
         self._connection.parsers["INTERACTION_CREATE"] = self._claim_then_handle
 
@@ -129,18 +131,21 @@ class QwenImagineBot(commands.Bot):
         if self.settings.shard_count is not None:
             held = ", ".join(map(str, self.settings.held_shards))
             log.info("connecting gateway shard(s) %s of %d", held, self.settings.shard_count)
-        connection = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
+        connection = self._gateway = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
         closed = asyncio.create_task(self._closed.wait())
         try:
             # discord.py may be sleeping before a reconnect: once closed, don't wait for it to wake.
             await asyncio.wait({connection, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if self._gateway_gave_up:
+                # Refused for good (e.g. 4011 Sharding required), discord.py closes the bot, then raises why.
+                await asyncio.wait({connection}, timeout=1.0)
         finally:
             closed.cancel()
             if not connection.done():
                 connection.cancel()
             await asyncio.gather(connection, closed, return_exceptions=True)
         error = None if connection.cancelled() else connection.exception()
-        if error is not None and self.shutting_down:
+        if error is not None and self.shutting_down and not self._gateway_gave_up:
             # Closed in the middle of a handshake, discord.py may fail on its way out: nothing left to do.
             log.debug("the gateway connection ended during shutdown: %s", describe(error))
         elif error is not None:
@@ -180,6 +185,8 @@ class QwenImagineBot(commands.Bot):
 
     async def close(self) -> None:
         """Drain, then disconnect. Every caller waits for the same one shutdown."""
+        if self._gateway is not None and asyncio.current_task() is self._gateway:
+            self._gateway_gave_up = True
         await asyncio.shield(self.begin_shutdown())
 
     async def __aexit__(

@@ -19,7 +19,7 @@ from tests.fakes.discord import FakeChannel, FakeDiscord, FakeMember
 from tests.fakes.discord.gateway import GatewaySession, shard_of
 from tests.fakes.qwen import FakeQwen
 from tests.test_processes import count_interactions
-from tests.test_startup import clean_env, closed_port, finish, is_log_line, read_until, spawn_bot
+from tests.test_startup import clean_env, closed_port, finish, is_log_line, read_until, run_bot_process, spawn_bot
 
 REQUIRED = {"DISCORD_TOKEN": "t", "DASHSCOPE_API_KEY": "k"}
 POSTGRES = {**REQUIRED, "DATABASE_URL": "postgresql://bot@db.example/bot"}
@@ -226,3 +226,19 @@ async def test_a_sharded_bot_retries_while_discord_is_unreachable(tmp_path: Path
     assert process.returncode == 0, log[-2000:]
     assert "Traceback" not in log
     assert "retrying in 1 s" in log and "retrying in 2 s" in log
+
+
+async def test_discord_requiring_sharding_stops_the_bot_with_one_line_and_shard_count_cures_it(
+    tmp_path: Path, bot_env: dict[str, str], discord_server: FakeDiscord, bots: BotRunner, world: World
+) -> None:
+    other_shard_guild(discord_server, world)
+    discord_server.gateway.max_guilds_per_session = 1  # Discord's 2,500, made small
+    code, stderr = await run_bot_process(clean_env(**bot_env), tmp_path)
+    assert code == 2, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "qwen-imagine: Discord requires sharding for this many servers (4011 Sharding required): set SHARD_COUNT, "
+        "about one shard per 1,000 servers (see Sharding in the README)."
+    )
+    bot = await bots.start(SHARD_COUNT="2")
+    assert len(bot.guilds) == 2
