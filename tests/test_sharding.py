@@ -61,6 +61,7 @@ async def test_one_process_holds_every_shard_and_serves_both(
     assert isinstance(bot, commands.AutoShardedBot)
     assert sorted(s.shard or [] for s in discord_server.gateway.sessions.values()) == [[0, 2], [1, 2]]
     assert sorted(bot.shards) == [0, 1] and {g.shard_id for g in bot.guilds} == {0, 1}
+    assert [shard for shard, _ in bot.latencies] == [0, 1]
     first = await imagine(discord_server, world.alice, world.channel)
     other = await imagine(discord_server, second.member, second.channel, "a blue whale")
     for interaction in (first, other):
@@ -72,7 +73,8 @@ async def test_one_process_holds_every_shard_and_serves_both(
     assert [row["status"] for row in await db.generations()] == ["succeeded", "succeeded"]
     await bots.stop()
     # Shutdown closes every shard's connection (a client's own close ends its session).
-    assert all(s.invalid and s.socket is None for s in discord_server.gateway.sessions.values())
+    sessions = discord_server.gateway.sessions.values()
+    await discord_server.wait_for(lambda: all(s.invalid and s.socket is None for s in sessions), what="both closed")
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -100,6 +102,7 @@ async def test_two_processes_split_the_shards_each_serving_its_own(
 async def test_during_a_deploy_an_interaction_two_processes_receive_is_answered_once(
     discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
 ) -> None:
+    other_shard_guild(discord_server, world)  # a guild on each shard: starting waits until both are up
     handled: Counter[int] = Counter()
     for name in (0, 1):  # the old process and the new one, both holding both shards for a moment
         count_interactions(await bots.start(SHARD_COUNT="2"), handled, name)
