@@ -15,7 +15,7 @@ from tests.conftest import BotRunner, World
 from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeMember, FakeMessage
 from tests.fakes.qwen import FakeQwen
 from tests.moderation import settings
-from tests.test_edit import animated_gif, picture
+from tests.test_edit import animated_gif, buttons, picture
 from tests.test_limits import outcome
 
 
@@ -178,6 +178,30 @@ async def test_a_mainland_chinese_member_over_the_budget_reads_simplified_chines
     assert f"机器人每月的图片预算 {budget} 已用完。预算将于 <t:" in text
     assert "（下月 1 日，UTC）重置。" in text
     assert len(qwen.generation_requests) == 1
+
+
+async def test_a_member_without_the_permission_is_told_in_their_language(
+    discord_server: FakeDiscord, world: World, bot: QwenImagineBot
+) -> None:
+    denied = await discord_server.invoke_command(
+        world.alice, world.channel, "settings", {"model": "qwen-image-edit-plus"}, subcommand="model edit", locale="ja"
+    )
+    answer = await denied.wait_answer()
+    assert answer.ephemeral and "この操作には「サーバー管理」の権限が必要です。" in answer.content
+
+
+async def test_a_reroll_made_with_another_model_says_so_in_the_members_language(
+    discord_server: FakeDiscord, qwen: FakeQwen, world: World, bots: BotRunner
+) -> None:
+    await bots.start(ENABLED_MODELS="qwen-image,qwen-image-edit-plus", QWEN_IMAGE_MODEL="qwen-image")
+    asked = await discord_server.invoke_command(world.alice, world.channel, "imagine", {"prompt": "a"})
+    first = await asked.wait_answer()
+    await bots.wait_delivered(1)
+    await bots.stop()
+    await bots.start()
+    again = await discord_server.click_button(world.bob, first, buttons(first)["Reroll"], locale="zh-CN")
+    second = await again.wait_answer()
+    assert "qwen-image 已不再启用，因此这张图片改用 qwen-image-plus 生成。" in second.content
 
 
 # ---------------------------------------------------------------- which language

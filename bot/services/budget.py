@@ -100,9 +100,7 @@ class BudgetService:
         if self._global is not None:
             spent = self.cost(await self._repo.images_by_model(since=start))
             if spent + price > self._global + 1e-9:
-                raise BudgetExceeded(
-                    N_("deny.budget.bot"), budget=Localized(partial(money, self._global)), time=reset
-                )
+                raise BudgetExceeded(N_("deny.budget.bot"), budget=Localized(partial(money, self._global)), time=reset)
             if spent + price >= WARN_AT * self._global and self._warned_month != start:
                 self._warned_month = start
                 log.warning(

@@ -29,7 +29,7 @@ def discord_time(unix: float) -> str:
     return f"<t:{int(unix + 0.999)}:R>"
 
 
-def denial(denial: Denial) -> LimitDenied:
+def refusal_for(denial: Denial) -> LimitDenied:
     """The refusal a member reads when a request is refused."""
     if denial.kind is DenialKind.BLOCKED:
         return LimitDenied(N_("deny.blocked"))
@@ -116,7 +116,7 @@ class LimitsService:
             count=request.count,
         )
         if admission.denial is not None:
-            raise denial(admission.denial)
+            raise refusal_for(admission.denial)
         return admission.generation_ids or (admission.generation_id,)
 
     async def set_limit(
