@@ -9,6 +9,7 @@ import aiohttp
 import discord
 
 from bot.errors import UploadFailed
+from bot.i18n import N_
 from bot.services import Services
 from bot.ui.presentation import failure_text
 from bot.ui.replies import Embeds, Files, describe, reply, tell
@@ -29,29 +30,24 @@ def upload_failure(error: BaseException | None) -> UploadFailed:
     """What the member reads, and the usage log's code, for an image that was made but not posted
     (`error` None: there was nowhere left to post it)."""
     if error is None:
-        return UploadFailed("UploadFailed:NoChannel", "the request expired and I have nowhere left to post it.")
+        return UploadFailed("UploadFailed:NoChannel", N_("error.upload.no_channel"))
     if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
-        return UploadFailed(
-            "UploadFailed:Network", "the connection to Discord broke while I was posting it. Please try again."
-        )
+        return UploadFailed("UploadFailed:Network", N_("error.upload.network"))
     if not isinstance(error, discord.HTTPException):
-        return UploadFailed("UploadFailed:Error", "something went wrong on the bot's side while posting it.")
+        return UploadFailed("UploadFailed:Error", N_("error.upload.bot_side"))
     code = f"UploadFailed:{error.code or error.status}"
     if error.status == 413 or error.code == _TOO_LARGE:
-        reason = "it is larger than this channel's upload limit, so I couldn't post it."
+        reason = N_("error.upload.too_large")
     elif error.code in (_MISSING_PERMISSIONS, _MISSING_ACCESS):
-        reason = (
-            "I couldn't post it here: I'm missing a permission in this channel (I need Send Messages, "
-            "Attach Files and Embed Links). Ask a moderator to check my permissions here."
-        )
+        reason = N_("error.upload.missing_permission")
     elif error.code == _ARCHIVED_THREAD:
-        reason = "this thread is archived, so I couldn't post it."
+        reason = N_("error.upload.archived_thread")
     elif error.code == _UNKNOWN_CHANNEL:
-        reason = "this channel is gone, so I couldn't post it."
+        reason = N_("error.upload.unknown_channel")
     elif error.status >= 500:
-        reason = "Discord wouldn't take the upload just now. Please try again in a minute."
+        reason = N_("error.upload.discord_unavailable")
     else:
-        reason = "Discord refused to post it."
+        reason = N_("error.upload.refused")
     return UploadFailed(code, reason)
 
 
