@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.client import QwenImagineBot
 from bot.errors import InvalidRequest, NotAllowed
+from bot.i18n import t
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.qwen.edit import MAX_INPUTS
 from bot.qwen.inputs import SourceImage
@@ -41,25 +42,28 @@ def sources_of(attachments: list[discord.Attachment]) -> tuple[SourceImage, ...]
 
 def edit_form(token: str, max_count: int) -> discord.ui.Modal:
     """What to change; the images it applies to are remembered under `token` (see `EditCog._forms`)."""
-    form = discord.ui.Modal(title="Edit image", timeout=60, custom_id=f"qi:editform:{token}")
+    form = discord.ui.Modal(title=t("editui.form_title"), timeout=60, custom_id=f"qi:editform:{token}")
     fields: list[discord.ui.TextInput[discord.ui.Modal]] = [
         discord.ui.TextInput(
-            label="What to change", custom_id="prompt", style=discord.TextStyle.paragraph, max_length=PROMPT_LIMIT
+            label=t("editui.form_prompt"),
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            max_length=PROMPT_LIMIT,
         ),
         discord.ui.TextInput(
-            label="Negative prompt",
+            label=t("remix.form_negative_prompt"),
             custom_id="negative_prompt",
             style=discord.TextStyle.paragraph,
             max_length=NEGATIVE_PROMPT_LIMIT,
             required=False,
         ),
         discord.ui.TextInput(
-            label=f"Images (1 to {max_count})" if max_count > 1 else "Images (1)",
+            label=t("editui.form_count", max=max_count) if max_count > 1 else t("editui.form_count_one"),
             custom_id="count",
             default="1",
             max_length=1,
         ),
-        discord.ui.TextInput(label="Seed (empty for a random one)", custom_id="seed", max_length=10, required=False),
+        discord.ui.TextInput(label=t("remix.form_seed"), custom_id="seed", max_length=10, required=False),
     ]
     for field in fields:
         form.add_item(field)

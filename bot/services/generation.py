@@ -9,7 +9,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration, Status
 from bot.download import ImageDownloader, PngImage
@@ -86,6 +86,14 @@ class GenerationRequest:
     count: int = 1
     #: The images an edit starts from (Image 1, 2, 3); empty for text to image.
     sources: tuple[SourceImage, ...] = ()
+    #: The member's and the server's Discord locale: what a message sent later without the
+    #: interaction (a channel fallback, a resume after a restart) is written in.
+    locale: str | None = None
+    guild_locale: str | None = None
+
+    def with_locales(self, locale: str | None, guild_locale: str | None) -> GenerationRequest:
+        """This request, remembering the member's and the server's locale."""
+        return replace(self, locale=locale, guild_locale=guild_locale)
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
@@ -101,6 +109,8 @@ class GenerationRequest:
             negative_prompt=self.params.negative_prompt,
             parent_id=self.parent_id,
             inputs=len(self.sources),
+            locale=self.locale,
+            guild_locale=self.guild_locale,
         )
 
 
@@ -373,4 +383,4 @@ class GenerationService:
             prompt_extend=record.prompt_extend,
             parent_id=record.parent_id,
             model=record.model,
-        )
+        ).with_locales(record.locale, record.guild_locale)
