@@ -11,8 +11,9 @@ import discord
 from bot.client import QwenImagineBot
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World
 from tests.database import TestDatabase
-from tests.fakes.discord import FakeChannel, FakeDiscord, FakeInteraction, FakeMember, FakeMessage
+from tests.fakes.discord import FakeAttachment, FakeChannel, FakeDiscord, FakeInteraction, FakeMember, FakeMessage
 from tests.fakes.qwen import FakeQwen
+from tests.test_edit import picture
 
 MODAL = 9
 ATTACH_FILES = discord.Permissions(attach_files=True).value
@@ -34,7 +35,7 @@ async def imagine_as(
 
 def buttons(message: FakeMessage) -> dict[str, str]:
     """label -> custom_id of a message's buttons."""
-    return {c["label"]: c["custom_id"] for row in message.components for c in row["components"]}
+    return {c["label"]: c["custom_id"] for row in message.components for c in row["components"] if c["type"] == 2}
 
 
 def fields(message: FakeMessage) -> dict[str, str]:
@@ -140,6 +141,43 @@ async def test_a_japanese_member_reads_details_and_the_remix_and_edit_forms_in_j
     ).wait_answer()
     assert remixed.content.startswith(f"<@{world.alice.id}> さんの画像をリミックス")
     assert remixed.embeds[0]["description"] == "夜の灯台"
+
+
+async def test_a_japanese_members_several_image_edit_and_its_menu_are_in_japanese(
+    discord_server: FakeDiscord, qwen: FakeQwen, bot: QwenImagineBot, world: World
+) -> None:
+    options = {"prompt": "猫を冬の景色に", "image": FakeAttachment("a.png", picture()), "count": 2, "seed": 10}
+    answer = await (
+        await discord_server.invoke_command(world.alice, world.channel, "edit", options, locale="ja")
+    ).wait_answer()
+    assert answer.content == "シード: 1: `10`, 2: `11`"
+    assert [embed["description"] for embed in answer.embeds] == ["猫を冬の景色に"] * 2
+    assert answer.embeds[0]["author"]["name"] == "alice さんが編集"
+    assert fields(answer)["編集元"] == "画像 1 枚"
+    [menu] = [item for row in answer.components for item in row["components"] if item["type"] == 3]
+    assert menu["placeholder"] == "画像を選んで編集・リミックス・再生成・詳細表示…"
+    assert [option["label"] for option in menu["options"]][:4] == [
+        "画像 1 を編集",
+        "画像 1 をリミックス",
+        "画像 1 を再生成",
+        "画像 1 の詳細",
+    ]
+    assert set(buttons(answer)) == {"削除"}
+
+
+async def test_a_japanese_member_whose_answer_was_lost_reads_japanese_and_gets_a_retry_button(
+    discord_server: FakeDiscord, qwen: FakeQwen, bot: QwenImagineBot, world: World
+) -> None:
+    qwen.drop_next()
+    notice = await (await imagine_as(discord_server, world.alice, world.channel, "ja")).wait_answer()
+    assert set(buttons(notice)) == {"再試行"}
+    qwen.drop_next()
+    options = {"prompt": "猫を冬の景色に", "image": FakeAttachment("a.png", picture())}
+    lost_edit = await (
+        await discord_server.invoke_command(world.alice, world.channel, "edit", options, locale="ja")
+    ).wait_answer()
+    assert lost_edit.content.startswith("⚠️ 編集中に画像サービスからの応答が途絶えました。")
+    assert lost_edit.components == []
 
 
 async def test_a_chinese_servers_channel_fallback_is_in_chinese_for_an_english_member(
