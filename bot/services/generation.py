@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration, Status
 from bot.download import ImageDownloader, PngImage
@@ -93,7 +94,7 @@ class GenerationRequest:
 
     def with_locales(self, locale: str | None, guild_locale: str | None) -> GenerationRequest:
         """This request, remembering the member's and the server's locale."""
-        return replace(self, locale=locale, guild_locale=guild_locale)
+        return dataclasses.replace(self, locale=locale, guild_locale=guild_locale)
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
