@@ -39,6 +39,9 @@ class NewGeneration:
     parent_id: int | None = None
     #: Input images of an edit (0: text to image).
     inputs: int = 0
+    #: The member's and the server's Discord locale (`ja`, `zh-CN`, ...), when known.
+    locale: str | None = None
+    guild_locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class GenerationRecord:
     inputs: int = 0
     #: The lane (API key fingerprint) the task was created in.
     task_lane: str | None = None
+    #: The member's and the server's Discord locale when it was asked for.
+    locale: str | None = None
+    guild_locale: str | None = None
 
 
 class GenerationRepository(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
@@ -87,6 +88,14 @@ class GenerationRequest:
     count: int = 1
     #: The images an edit starts from (Image 1, 2, 3); empty for text to image.
     sources: tuple[SourceImage, ...] = ()
+    #: The member's and the server's Discord locale: what a message sent later without the
+    #: interaction (a channel fallback, a resume after a restart) is written in.
+    locale: str | None = None
+    guild_locale: str | None = None
+
+    def with_locales(self, locale: str | None, guild_locale: str | None) -> GenerationRequest:
+        """This request, remembering the member's and the server's locale."""
+        return dataclasses.replace(self, locale=locale, guild_locale=guild_locale)
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
@@ -102,6 +111,8 @@ class GenerationRequest:
             negative_prompt=self.params.negative_prompt,
             parent_id=self.parent_id,
             inputs=len(self.sources),
+            locale=self.locale,
+            guild_locale=self.guild_locale,
         )
 
 
@@ -367,4 +378,4 @@ class GenerationService:
             prompt_extend=record.prompt_extend,
             parent_id=record.parent_id,
             model=record.model,
-        )
+        ).with_locales(record.locale, record.guild_locale)

@@ -12,7 +12,7 @@ from bot.errors import UploadFailed
 from bot.i18n import N_
 from bot.services import Services
 from bot.ui.presentation import failure_text
-from bot.ui.replies import Embeds, Files, describe, reply, tell
+from bot.ui.replies import Files, Redraft, describe, reply, tell
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,20 @@ async def deliver_result(
     services: Services,
     generation_id: int,
     *,
-    content: str | None,
-    embed: Embeds,
+    compose: Redraft,
     file: Files,
-    view: discord.ui.View,
     also: tuple[int, ...] = (),
 ) -> None:
-    """Post a made image for `interaction` (its message, else its channel), remember where; if Discord
-    won't take it, record it undelivered and tell the member wherever still possible. `also`: the other
-    images of the same message (an edit with several results), recorded the same way."""
+    """Post a made image for `interaction` (its message, in the member's language, else its channel, in
+    the server's: `compose` writes the text, embeds and buttons in the locale in force), remember where;
+    if Discord won't take it, record it undelivered and tell the member wherever still possible. `also`:
+    the other images of the same message (an edit with several results), recorded the same way."""
     error: BaseException | None = None
     try:
-        message = await reply(interaction, content=content, embed=embed, file=file, view=view)
+        draft = compose()
+        message = await reply(
+            interaction, content=draft.content, embed=draft.embed, file=file, view=draft.view, redraft=compose
+        )
     except Exception as exc:
         if not isinstance(exc, SEND_ERRORS):
             log.error("unexpected error posting generation %d", generation_id, exc_info=exc)
@@ -84,7 +86,7 @@ async def deliver_result(
         failure = await record_undelivered(services, generation_id, error)
         for other in also:
             await record_undelivered(services, other, error)
-        await tell(interaction, failure_text(failure.user_message))
+        await tell(interaction, lambda: failure_text(failure.user_message))
         return
     for shown in (generation_id, *also):
         await services.generation.remember_message(shown, channel_id=message.channel.id, message_id=message.id)
