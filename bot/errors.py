@@ -195,12 +195,13 @@ class ForeignGeneration(QwenImagineError):
     message_key = N_("error.foreign_generation")
 
 
-#: The permissions a result needs, by their English name in Discord, and the key of their name in each locale.
+#: The permissions a result needs, by their flag in discord.py, and the key of their name as Discord
+#: shows it in each locale.
 PERMISSION_NAMES = {
-    "Send Messages": N_("refuse.permission.send_messages"),
-    "Send Messages in Threads": N_("refuse.permission.send_messages_in_threads"),
-    "Attach Files": N_("refuse.permission.attach_files"),
-    "Embed Links": N_("refuse.permission.embed_links"),
+    "send_messages": N_("perm.send_messages"),
+    "send_messages_in_threads": N_("perm.send_messages_in_threads"),
+    "attach_files": N_("perm.attach_files"),
+    "embed_links": N_("perm.embed_links"),
 }
 
 
@@ -209,7 +210,8 @@ def _permission_names(missing: tuple[str, ...]) -> str:
 
 
 class CannotPostHere(QwenImagineError):
-    """The bot lacks a permission it needs to post a result in this channel."""
+    """The bot lacks a permission it needs to post a result in this channel (`missing`: flags such as
+    `attach_files`)."""
 
     code = "MissingPermissions"
 

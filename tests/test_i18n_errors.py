@@ -288,10 +288,10 @@ def test_counts_in_a_denial_are_written_with_the_locales_digit_grouping(locale: 
     ],
 )
 def test_missing_permissions_are_named_and_listed_the_way_each_language_does(locale: str, expected: str) -> None:
-    refusal = CannotPostHere(("Attach Files", "Embed Links"))
+    refusal = CannotPostHere(("attach_files", "embed_links"))
     with speaking(locale):
         assert expected in refusal.user_message
-    assert str(refusal) == "missing Attach Files, Embed Links"  # the log's detail stays English
+    assert str(refusal) == "missing attach_files, embed_links"  # the log's detail stays English
 
 
 def test_an_error_reads_in_the_locale_in_force_when_it_is_read_not_when_it_was_raised() -> None:

@@ -27,7 +27,7 @@ from bot.services.scheduler import GraceOver
 from bot.services.settings import Origin
 from bot.ui.delivery import deliver_result
 from bot.ui.failures import report_error
-from bot.ui.permissions import missing_result_permissions, permission_names, refusal_code
+from bot.ui.permissions import missing_result_permissions, refusal_code
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
 from bot.ui.replies import Draft, server_locale, tell
@@ -195,7 +195,7 @@ async def refuse_what_cannot_be_done_here(
         raise
     missing = missing_result_permissions(interaction)
     if missing:
-        refusal = CannotPostHere(permission_names(missing))
+        refusal = CannotPostHere(missing)
         await services.generation.refuse(request, refusal_code(missing))
         raise refusal
     services.scheduler.ensure_accepting()
