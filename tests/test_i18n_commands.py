@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from bot.client import QwenImagineBot
-from bot.i18n import LOCALES, catalogue_for
+from bot.i18n import LOCALES
 from bot.i18n import catalogues as catalogue_files
+from bot.i18n.catalogues import catalogue_for
 from tests.conftest import BotRunner, World, imagine
 from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeMember
