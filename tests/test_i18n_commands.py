@@ -43,10 +43,10 @@ def synced(discord_server: FakeDiscord) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def fresh_catalogues() -> Iterator[None]:
-    """Catalogues read again from disk for this test, and again after it."""
-    catalogue_for.cache_clear()
-    yield
+def catalogues_patch(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """A monkeypatch for the catalogues' place; afterwards they are read again from the real one."""
+    yield monkeypatch
+    monkeypatch.undo()
     catalogue_for.cache_clear()
 
 
@@ -115,8 +115,7 @@ async def test_a_changed_translation_is_synced_at_the_next_start_and_an_unchange
     bots: BotRunner,
     world: World,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    fresh_catalogues: None,
+    catalogues_patch: pytest.MonkeyPatch,
 ) -> None:
     await bots.start()
     await bots.stop()
@@ -132,7 +131,7 @@ async def test_a_changed_translation_is_synced_at_the_next_start_and_an_unchange
     ja.write_text(
         ja.read_text(encoding="utf-8").replace(old, 'msgstr "残りの画像生成枠を表示します"'), encoding="utf-8"
     )
-    monkeypatch.setattr(catalogue_files, "LOCALE_DIR", locales)
+    catalogues_patch.setattr(catalogue_files, "LOCALE_DIR", locales)
     catalogue_for.cache_clear()
 
     await bots.start()
