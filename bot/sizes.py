@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.i18n import N_, t
+from bot.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ class ImageSize:
         if ratio is None or self.label != _ratio_label(self.width, self.height):
             return None
         return _RATIO_KEYS[ratio]
-
-    def local_name(self) -> str:
-        """`choice_name` in the language in force (an operator's own label stays as written)."""
-        key = self.label_key
-        return t(key, width=self.width, height=self.height) if key else self.choice_name
 
 
 DEFAULT_SIZES: tuple[ImageSize, ...] = (

@@ -269,3 +269,16 @@ async def test_a_japanese_members_edit_without_an_image_is_refused_in_japanese(
     ix = await discord_server.invoke_message_command(world.alice, note, "Edit image", locale="ja")
     message = await ix.wait_answer()
     assert message.ephemeral and "そのメッセージには編集できる画像が添付されていません。" in message.content
+
+
+async def test_a_korean_moderator_reads_and_chooses_the_servers_models_in_korean(
+    discord_server: FakeDiscord, world: World, bots: BotRunner
+) -> None:
+    await bots.start(ENABLED_MODELS="qwen-image-plus,qwen-image-max,qwen-image-edit-plus")
+    shown = await ask(discord_server, world.moderator, world, "settings", "model show", locale="ko")
+    assert shown.strip().startswith("**텍스트→이미지**: qwen-image-plus (정가 장당 US$0.03)")
+    assert "**편집**: " in shown and "  사용 가능: " in shown
+    said = await ask(
+        discord_server, world.moderator, world, "settings", "model text", locale="ko", model="qwen-image-max"
+    )
+    assert said.strip() == "이 서버의 텍스트→이미지 모델을 qwen-image-max(으)로 바꿨어요 (이전: qwen-image-plus)."
