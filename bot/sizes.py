@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bot.i18n import N_
+
 
 @dataclass(frozen=True)
 class ImageSize:
@@ -24,6 +26,15 @@ class ImageSize:
         """What the slash command shows, e.g. `Square 1:1 (1328×1328)`."""
         return f"{self.label} ({self.width}×{self.height})"
 
+    @property
+    def label_key(self) -> str | None:
+        """The message key of the label when it is its aspect ratio's own name (`Square 1:1`), so each
+        language can name it; None for a label the operator chose."""
+        ratio = _named_ratio(self.width, self.height)
+        if ratio is None or self.label != _ratio_label(self.width, self.height):
+            return None
+        return _RATIO_KEYS[ratio]
+
 
 DEFAULT_SIZES: tuple[ImageSize, ...] = (
     ImageSize(1664, 928, "Wide 16:9"),
@@ -34,6 +45,14 @@ DEFAULT_SIZES: tuple[ImageSize, ...] = (
 )
 
 _NAMED_RATIOS = {(16, 9): "Wide", (4, 3): "Landscape", (1, 1): "Square", (3, 4): "Portrait", (9, 16): "Tall"}
+#: Each named ratio's label with the size, in every language: `Square 1:1 (1328×1328)`.
+_RATIO_KEYS = {
+    (16, 9): N_("size.wide"),
+    (4, 3): N_("size.landscape"),
+    (1, 1): N_("size.square"),
+    (3, 4): N_("size.portrait"),
+    (9, 16): N_("size.tall"),
+}
 
 
 def parse_size_table(raw: str) -> tuple[ImageSize, ...]:
@@ -66,12 +85,17 @@ def _parse_dimensions(spec: str) -> tuple[int, int]:
 
 def _ratio_label(width: int, height: int) -> str:
     """Name a size by its aspect ratio, rounding near-misses like 1472*1140 to 4:3."""
-    ratio = width / height
-    for (a, b), name in _NAMED_RATIOS.items():
-        if abs(ratio - a / b) < 0.05 * (a / b):
-            return f"{name} {a}:{b}"
+    named = _named_ratio(width, height)
+    if named is not None:
+        a, b = named
+        return f"{_NAMED_RATIOS[named]} {a}:{b}"
     divisor = math.gcd(width, height)
     return f"{width // divisor}:{height // divisor}"
+
+
+def _named_ratio(width: int, height: int) -> tuple[int, int] | None:
+    ratio = width / height
+    return next(((a, b) for a, b in _NAMED_RATIOS if abs(ratio - a / b) < 0.05 * (a / b)), None)
 
 
 def find_size(sizes: tuple[ImageSize, ...], value: str) -> ImageSize | None:

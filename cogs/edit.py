@@ -14,6 +14,8 @@ from discord.ext import commands
 
 from bot.client import QwenImagineBot
 from bot.errors import InvalidRequest, NotAllowed
+from bot.i18n import t
+from bot.i18n.commands import described
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.qwen.edit import MAX_INPUTS
 from bot.qwen.inputs import SourceImage
@@ -29,7 +31,7 @@ from bot.ui.results import RESULT_ACTION_EVENT, Credit
 
 log = logging.getLogger(__name__)
 
-EDIT_DESCRIPTION = "Change an image (or combine up to 3) with an instruction"
+EDIT_DESCRIPTION = described("cmd.edit", count=MAX_INPUTS)
 EDIT_FORM = re.compile(r"qi:editform:(?P<token>[A-Za-z0-9_-]{1,40})")
 #: How long an opened edit form remembers its images.
 FORM_SECONDS = 15 * 60
@@ -68,21 +70,21 @@ class EditCog(commands.Cog):
     def _build_command(self) -> app_commands.Command:  # type: ignore[type-arg]
         models = self.services.models.enabled("edit") if self.services.models else ()
         describe = app_commands.describe(
-            image="The image to edit (Image 1)",
-            prompt="What to change, e.g. make it night; refer to Image 1, Image 2, Image 3",
-            image2="A second image (Image 2)",
-            image3="A third image (Image 3)",
-            negative_prompt="What to keep out of the result (up to 500 characters)",
-            seed=f"Reuse a seed to reproduce a result (0 to {MAX_SEED}); random when left out",
-            count="How many results (up to the model's maximum, 6 at most)",
-            size="Output size as width*height, e.g. 1024*1536 (default: follows the last image)",
-            enhance="Let the service rewrite and expand your prompt",
+            image=described("cmd.edit.image"),
+            prompt=described("cmd.edit.prompt"),
+            image2=described("cmd.edit.image2"),
+            image3=described("cmd.edit.image3"),
+            negative_prompt=described("cmd.edit.negative_prompt", limit=NEGATIVE_PROMPT_LIMIT),
+            seed=described("cmd.edit.seed", max=MAX_SEED),
+            count=described("cmd.edit.count", max=6),
+            size=described("cmd.edit.size"),
+            enhance=described("cmd.edit.enhance"),
         )
         if len(models) > 1:
 
             @app_commands.command(name="edit", description=EDIT_DESCRIPTION)
             @describe
-            @app_commands.describe(model="The edit model to use (default: this server's)")
+            @app_commands.describe(model=described("cmd.edit.model"))
             @app_commands.choices(model=[app_commands.Choice(name=m, value=m) for m in models])
             @app_commands.guild_only()
             async def edit_with_model(
@@ -166,14 +168,14 @@ class EditCog(commands.Cog):
         try:
             message = interaction.message
             if message is None:
-                raise NotAllowed("There is no image to edit here.")
+                raise NotAllowed(t("edit.no_image"))
             bot_id = self.bot.user.id if self.bot.user is not None else None
             used = UsedMessage(message.id, interaction.channel_id, sent_by_bot=message.author.id == bot_id)
             record = await self.services.generation.generation_for(interaction.guild_id, generation_id, on=used)
             name = f"qwen-image-{record.seed}.png"
             attachment = next((a for a in message.attachments if a.filename == name), None)
             if attachment is None:
-                raise NotAllowed("This image isn't on the message anymore, so it can't be edited.")
+                raise NotAllowed(t("edit.image_gone"))
             credit = Credit(record.member_id, jump_url(record.guild_id, record.channel_id, message.id), "Edited")
             await self._open_form(interaction, sources_of([attachment]), credit, record.id)
         except Exception as error:
@@ -183,7 +185,7 @@ class EditCog(commands.Cog):
         """ "Edit image" on any message: its first three images become Image 1, 2, 3."""
         images = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
         if not images:
-            raise InvalidRequest("That message has no image attachments to edit.")
+            raise InvalidRequest(t("edit.no_attachments"))
         parent = None
         if self.bot.user is not None and message.author.id == self.bot.user.id:
             record = await self.services.generation.find_by_message(message.id)
@@ -223,11 +225,11 @@ class EditCog(commands.Cog):
     async def _submit(self, interaction: discord.Interaction[Any], token: str, values: dict[str, str]) -> None:
         form = self._forms.get(token)
         if form is None or form[0] <= time.monotonic() or form[4] != interaction.user.id:
-            raise InvalidRequest("This edit form has expired. Please press Edit again.")
+            raise InvalidRequest(t("edit.form_expired"))
         _, sources, credit, parent_id, _ = form
         count_text, seed_text = values.get("count", "1").strip() or "1", values.get("seed", "").strip()
         if not count_text.isdigit() or (seed_text and not seed_text.isdigit()):
-            raise InvalidRequest("The number of images and the seed must be whole numbers.")
+            raise InvalidRequest(t("edit.whole_numbers"))
         request = self.editing.build_request(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,

@@ -10,6 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import QwenImagineBot
+from bot.i18n.commands import described
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.services import Services
 from bot.sizes import ImageSize
@@ -22,6 +23,13 @@ ImagineHandler = Callable[
 ]
 
 
+def size_choice(size: ImageSize) -> app_commands.Choice[str]:
+    """A size as a choice; a ratio's own label is named in each member's language."""
+    key = size.label_key
+    name = described(key, width=size.width, height=size.height) if key else size.choice_name
+    return app_commands.Choice(name=name, value=size.value)
+
+
 def build_imagine_command(
     sizes: tuple[ImageSize, ...], handler: ImagineHandler, models: tuple[str, ...] = ()
 ) -> app_commands.Command:  # type: ignore[type-arg]
@@ -30,15 +38,15 @@ def build_imagine_command(
     if len(models) > 1:
         return _with_model_choice(sizes, handler, models)
 
-    @app_commands.command(name="imagine", description="Create an image from a text prompt with Qwen-Image")
+    @app_commands.command(name="imagine", description=described("cmd.imagine"))
     @app_commands.describe(
-        prompt="What to draw (up to 800 characters)",
-        size="Aspect ratio and resolution (default: square)",
-        negative_prompt="What to keep out of the image (up to 500 characters)",
-        seed=f"Reuse a seed to reproduce an image (0 to {MAX_SEED}); random when left out",
-        enhance="Let the service rewrite and expand your prompt: better for short prompts, a little slower",
+        prompt=described("cmd.imagine.prompt", limit=PROMPT_LIMIT),
+        size=described("cmd.imagine.size"),
+        negative_prompt=described("cmd.imagine.negative_prompt", limit=NEGATIVE_PROMPT_LIMIT),
+        seed=described("cmd.imagine.seed", max=MAX_SEED),
+        enhance=described("cmd.imagine.enhance"),
     )
-    @app_commands.choices(size=[app_commands.Choice(name=s.choice_name, value=s.value) for s in sizes])
+    @app_commands.choices(size=[size_choice(s) for s in sizes])
     @app_commands.guild_only()
     async def imagine(
         interaction: discord.Interaction,
@@ -56,17 +64,17 @@ def build_imagine_command(
 def _with_model_choice(
     sizes: tuple[ImageSize, ...], handler: ImagineHandler, models: tuple[str, ...]
 ) -> app_commands.Command:  # type: ignore[type-arg]
-    @app_commands.command(name="imagine", description="Create an image from a text prompt with Qwen-Image")
+    @app_commands.command(name="imagine", description=described("cmd.imagine"))
     @app_commands.describe(
-        prompt="What to draw (up to 800 characters)",
-        size="Aspect ratio and resolution (default: square)",
-        negative_prompt="What to keep out of the image (up to 500 characters)",
-        seed=f"Reuse a seed to reproduce an image (0 to {MAX_SEED}); random when left out",
-        enhance="Let the service rewrite and expand your prompt: better for short prompts, a little slower",
-        model="The model to use (default: this server's)",
+        prompt=described("cmd.imagine.prompt", limit=PROMPT_LIMIT),
+        size=described("cmd.imagine.size"),
+        negative_prompt=described("cmd.imagine.negative_prompt", limit=NEGATIVE_PROMPT_LIMIT),
+        seed=described("cmd.imagine.seed", max=MAX_SEED),
+        enhance=described("cmd.imagine.enhance"),
+        model=described("cmd.imagine.model"),
     )
     @app_commands.choices(
-        size=[app_commands.Choice(name=s.choice_name, value=s.value) for s in sizes],
+        size=[size_choice(s) for s in sizes],
         model=[app_commands.Choice(name=m, value=m) for m in models],
     )
     @app_commands.guild_only()

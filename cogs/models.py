@@ -12,7 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import QwenImagineBot
-from bot.services.budget import dollars
+from bot.i18n import N_, money, t
+from bot.i18n.commands import described
 from bot.services.models import KINDS, ModelService
 from bot.ui.audit_log import announce
 from bot.ui.replies import NO_MENTIONS
@@ -21,42 +22,54 @@ from cogs.settings import attach_to_settings
 log = logging.getLogger(__name__)
 
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
+#: For each kind of model: its line in `show`, and the answer to a choice (the same model, a new one).
+_SAID = {
+    "text": (N_("models.line.text"), N_("models.now.text"), N_("models.changed.text")),
+    "edit": (N_("models.line.edit"), N_("models.now.edit"), N_("models.changed.edit")),
+}
+#: The description of each kind's command and of its `model` option.
+_DESCRIBED = {
+    "text": (described("cmd.settings.model.text"), described("cmd.settings.model.text.model")),
+    "edit": (described("cmd.settings.model.edit"), described("cmd.settings.model.edit.model")),
+}
 
 
 def build_model_group(models: ModelService) -> app_commands.Group:
     """The `model` subcommand group: show, and one command per kind with the enabled models as choices."""
-    group = app_commands.Group(name="model", description="Which models this server uses")
+    group = app_commands.Group(name="model", description=described("cmd.settings.model"))
 
-    @group.command(name="show", description="This server's models and the enabled ones")
+    @group.command(name="show", description=described("cmd.settings.model.show"))
     @app_commands.checks.has_permissions(manage_guild=True)
     async def show(interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         lines = []
-        for kind, label in KINDS.items():
+        for kind in KINDS:
             current = await models.current(interaction.guild_id, kind)
             spec = models.spec(current)
-            enabled = ", ".join(models.enabled(kind)) or "none"
-            lines.append(f"**{label.capitalize()}**: {current} (list price {dollars(spec.price('intl'))} per image)")
-            lines.append(f"  enabled: {enabled}")
+            enabled = ", ".join(models.enabled(kind)) or t("models.none")
+            lines.append(t(_SAID[kind][0], model=current, price=money(spec.price("intl"))))
+            lines.append(t("models.enabled", models=enabled))
         await interaction.response.send_message("\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS)
 
-    for kind, label in KINDS.items():
-        group.add_command(_chooser(models, kind, label))
+    for kind in KINDS:
+        group.add_command(_chooser(models, kind))
     return group
 
 
-def _chooser(models: ModelService, kind: str, label: str) -> app_commands.Command:  # type: ignore[type-arg]
+def _chooser(models: ModelService, kind: str) -> app_commands.Command:  # type: ignore[type-arg]
     choices = [app_commands.Choice(name=name, value=name) for name in models.enabled(kind)]
+    description, model_description = _DESCRIBED[kind]
 
-    @app_commands.command(name=kind, description=f"Choose this server's {label} model")
-    @app_commands.describe(model=f"One of the {label} models the operator enabled")
+    @app_commands.command(name=kind, description=description)
+    @app_commands.describe(model=model_description)
     @app_commands.choices(model=choices)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def choose(interaction: discord.Interaction, model: str) -> None:
         assert interaction.guild_id is not None
         old, new, entry = await models.choose(interaction.guild_id, kind, model, actor_id=interaction.user.id)
         log.info("guild %s: %s model %s -> %s by %s", interaction.guild_id, kind, old, new, interaction.user.id)
-        text = f"This server's {label} model is now {new}" + (f" (was {old})." if old != new else ".")
+        _, now, changed = _SAID[kind]
+        text = t(changed, model=new, old=old) if old != new else t(now, model=new)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         client = interaction.client
         assert isinstance(client, QwenImagineBot)

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.client import QwenImagineBot
 from bot.db import GenerationRecord
 from bot.errors import ForeignGeneration, NotAllowed
+from bot.i18n import t
 from bot.services import Services
 from bot.services.generation import UsedMessage, parse_generation_id
 from bot.ui.failures import report_error
@@ -159,7 +160,7 @@ class RemixCog(commands.Cog):
         permissions = interaction.permissions
         is_moderator = permissions.manage_guild or permissions.manage_messages
         if not is_moderator and record.member_id != interaction.user.id:
-            raise NotAllowed("Only the member who asked for this image, or a moderator, can delete it.")
+            raise NotAllowed(t("imagine.delete_not_allowed"))
         await interaction.response.defer()
         if interaction.message is not None:
             await interaction.message.delete()
@@ -172,7 +173,7 @@ class RemixCog(commands.Cog):
         if self.bot.user is not None and message.author.id == self.bot.user.id:
             record = await self.services.generation.find_by_message(message.id)
         if record is None:
-            raise NotAllowed("That isn't one of my images. Use Remix image on a result I posted.")
+            raise NotAllowed(t("imagine.not_my_image"))
         used = self.used_message(interaction, message)
         await self.open_remix_form(
             interaction, await self.services.generation.generation_for(interaction.guild_id, record.id, on=used)

@@ -26,8 +26,9 @@ async def test_synced_command_schema(discord_server: FakeDiscord, bot: QwenImagi
     assert [o["name"] for o in command["options"]] == ["prompt", "size", "negative_prompt", "seed", "enhance"]
     prompt = option(command, "prompt")
     assert (prompt["type"], prompt["required"], prompt["min_length"], prompt["max_length"]) == (3, True, 1, 800)
-    size = option(command, "size")
-    assert size["choices"] == [
+    choices = option(command, "size")["choices"]
+    assert isinstance(choices, list)
+    assert [{"name": c["name"], "value": c["value"]} for c in choices] == [
         {"name": "Wide 16:9 (1664×928)", "value": "1664*928"},
         {"name": "Landscape 4:3 (1472×1140)", "value": "1472*1140"},
         {"name": "Square 1:1 (1328×1328)", "value": "1328*1328"},

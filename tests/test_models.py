@@ -244,7 +244,7 @@ async def test_usage_shows_images_and_cost_per_model_and_the_csv_has_each_rows_p
     usage = await discord_server.invoke_command(world.moderator, world.channel, "usage", {"export": True})
     answer = await usage.wait_answer()
     fields = {f["name"]: f["value"] for f in answer.embeds[0]["fields"]}
-    assert fields["By model"] == "qwen-image-edit-plus: 2 images, $0.06\nqwen-image-plus: 1 images, $0.03"
+    assert fields["By model"] == "qwen-image-edit-plus: 2 images, $0.06\nqwen-image-plus: 1 image, $0.03"
     [csv] = answer.attachments
     lines = csv.data.decode().splitlines()
     assert lines[0].endswith(",price_usd")

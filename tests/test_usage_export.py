@@ -78,9 +78,9 @@ async def test_a_large_export_is_uploaded_whole_and_a_too_large_one_is_cut_at_th
         return message.embeds[0]["footer"]["text"], list(csv.DictReader(io.StringIO(text))), len(attachment.data)
 
     footer, rows, size = await export(None)
-    assert size > SPOOL_BYTES and footer == "CSV: 6000 rows"
+    assert size > SPOOL_BYTES and footer == "CSV: 6,000 rows"
     assert [int(r["id"]) for r in rows] == ids  # oldest first
     footer, cut, size = await export(300_000)
     assert size <= 300_000 and 0 < len(cut) < 6000
-    assert footer == f"CSV: {len(cut)} rows (cut short at the upload limit: pick a shorter period)"
+    assert footer == f"CSV: {len(cut):,} rows (cut short at the upload limit: pick a shorter period)"
     assert cut == rows[: len(cut)]

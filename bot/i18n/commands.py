@@ -13,9 +13,11 @@ from discord import app_commands
 from bot.i18n.catalogues import ENGLISH, LOCALES, catalogue_for
 
 
-def described(key: str) -> app_commands.locale_str:
-    """The English text of `key`, carrying the key so each locale's translation can be found."""
-    return app_commands.locale_str(catalogue_for(ENGLISH).gettext(key), key=key)
+def described(key: str, /, **params: object) -> app_commands.locale_str:
+    """The English text of `key` (its `{placeholders}` filled from `params`), carrying the key and the
+    values so each locale's translation can be found and filled alike."""
+    text = catalogue_for(ENGLISH).gettext(key)
+    return app_commands.locale_str(text.format(**params) if params else text, key=key, params=params)
 
 
 class CatalogueTranslator(app_commands.Translator):
@@ -31,4 +33,7 @@ class CatalogueTranslator(app_commands.Translator):
         if key is None or locale.value not in LOCALES:
             return None
         text = catalogue_for(locale.value).gettext(key)
+        params = string.extras.get("params")
+        if params:
+            text = text.format(**params)
         return None if text == string.message else text

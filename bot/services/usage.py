@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import IO
 
 from bot.db.records import GenerationRecord, Status, UsageRepository, UsageSummary
+from bot.i18n import N_, t
 from bot.qwen.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -25,25 +26,26 @@ PRICES_USD = {
 }
 #: An export stays in memory up to this size and moves to an unlinked temporary file beyond it.
 SPOOL_BYTES = 1024 * 1024
+#: The header of each column (in the language in force; English names the columns as the code does).
 CSV_COLUMNS = (
-    "id",
-    "requested_at",
-    "started_at",
-    "finished_at",
-    "member_id",
-    "channel_id",
-    "status",
-    "error_code",
-    "model",
-    "size",
-    "seed",
-    "prompt_extend",
-    "prompt",
-    "negative_prompt",
-    "request_id",
-    "image_bytes",
-    "parent_id",
-    "price_usd",
+    N_("csv.id"),
+    N_("csv.requested_at"),
+    N_("csv.started_at"),
+    N_("csv.finished_at"),
+    N_("csv.member_id"),
+    N_("csv.channel_id"),
+    N_("csv.status"),
+    N_("csv.error_code"),
+    N_("csv.model"),
+    N_("csv.size"),
+    N_("csv.seed"),
+    N_("csv.prompt_extend"),
+    N_("csv.prompt"),
+    N_("csv.negative_prompt"),
+    N_("csv.request_id"),
+    N_("csv.image_bytes"),
+    N_("csv.parent_id"),
+    N_("csv.price_usd"),
 )
 
 
@@ -144,7 +146,7 @@ class UsageService:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b")  # noqa: SIM115 - CsvExport owns it
         try:
             lines = _CsvLines()
-            size, rows, complete = spool.write(lines.encode(CSV_COLUMNS)), 0, True
+            size, rows, complete = spool.write(lines.encode(t(key) for key in CSV_COLUMNS)), 0, True
             records = self._repo.rows(guild_id, since=self._clock() - period.seconds)
             try:
                 async for record in records:
