@@ -9,7 +9,7 @@ import discord
 
 from bot.db import GenerationRecord
 from bot.errors import InvalidRequest
-from bot.i18n import t
+from bot.i18n import N_, t
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.sizes import ImageSize
 
@@ -30,10 +30,7 @@ def parse_seed(text: str) -> int | None:
     if not text:
         return None
     if _SEED_TEXT.fullmatch(text) is None or int(text) > MAX_SEED:
-        raise InvalidRequest(
-            f"The seed must be a whole number from 0 to {MAX_SEED}, written with the digits 0-9, "
-            "or empty for a random one."
-        )
+        raise InvalidRequest(N_("remix.seed_invalid"), max=str(MAX_SEED))  # typed without grouping
     return int(text)
 
 
@@ -49,7 +46,7 @@ def parse_size(text: str, sizes: tuple[ImageSize, ...]) -> str:
             return size.value
     offered = ", ".join(s.value for s in sizes)
     quoted = text.strip()[:_QUOTE_LIMIT]
-    raise InvalidRequest(f"{quoted!r} isn't a size this bot offers. Use one of: {offered}.")
+    raise InvalidRequest(N_("remix.size_unknown"), text=quoted, offered=offered)
 
 
 def parse_on_off(text: str) -> bool:
@@ -59,7 +56,7 @@ def parse_on_off(text: str) -> bool:
         return True
     if value in ("off", "no", "false", "0"):
         return False
-    raise InvalidRequest("Prompt rewriting must be on or off.")
+    raise InvalidRequest(N_("remix.on_off_invalid"))
 
 
 def remix_form(record: GenerationRecord, sizes: tuple[ImageSize, ...]) -> discord.ui.Modal:
