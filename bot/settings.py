@@ -93,6 +93,9 @@ class Settings:
     catalogue: Catalogue = field(default_factory=load_catalogue)  # MODEL_CATALOGUE_FILE
     enabled_models: tuple[str, ...] = DEFAULT_ENABLED_MODELS  # ENABLED_MODELS
     monthly_budget_usd: float | None = None  # MONTHLY_BUDGET_USD
+    process_heartbeat_seconds: float = 5.0  # PROCESS_HEARTBEAT_SECONDS
+    process_stale_seconds: float = 15.0  # PROCESS_STALE_SECONDS
+    process_poll_seconds: float = 1.0  # PROCESS_POLL_SECONDS
 
     @property
     def database_secrets(self) -> tuple[str, ...]:
@@ -127,6 +130,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     catalogue = _read_catalogue(reader.text("MODEL_CATALOGUE_FILE", ""))
     model, edit_model, enabled = _read_models(reader, catalogue)
+    heartbeat = reader.number("PROCESS_HEARTBEAT_SECONDS", 5.0, 0.05, 60.0)
+    stale = reader.number("PROCESS_STALE_SECONDS", 15.0, 0.2, 600.0)
+    if stale < 2 * heartbeat:  # a live process must never look gone between two heartbeats
+        raise SettingsError("PROCESS_STALE_SECONDS", f"at least twice PROCESS_HEARTBEAT_SECONDS ({2 * heartbeat:g})")
     return Settings(
         discord_token=reader.secret("DISCORD_TOKEN", "your bot's token from the Discord developer portal"),
         dashscope_api_key=_api_keys(reader),
@@ -164,6 +171,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         catalogue=catalogue,
         enabled_models=enabled,
         monthly_budget_usd=reader.budget("MONTHLY_BUDGET_USD"),
+        process_heartbeat_seconds=heartbeat,
+        process_stale_seconds=stale,
+        process_poll_seconds=reader.number("PROCESS_POLL_SECONDS", 1.0, 0.05, 60.0),
     )
 
 

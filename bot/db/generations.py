@@ -48,13 +48,17 @@ def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[An
 class SqlGenerationRepository:
     """The usage log."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, owner: str | None = None) -> None:
         self._db = database
+        #: The process that runs the generations it creates (see `bot.db.processes`).
+        self._owner = owner
 
     async def create(self, new: NewGeneration, *, status: Status, at: float) -> int:
         async with self._db.transaction() as tx:
             row = await tx.fetch_one(f"{INSERT_GENERATION} RETURNING id", insert_parameters(new, status, at))
-        assert row is not None
+            assert row is not None
+            if status in (Status.QUEUED, Status.RUNNING):
+                await tx.execute("UPDATE generations SET owner = ? WHERE id = ?", (self._owner, row["id"]))
         return int(row["id"])
 
     async def mark_running(self, generation_id: int, *, at: float) -> None:
@@ -124,10 +128,11 @@ class SqlGenerationRepository:
         )
 
     async def mark_queued(self, generation_ids: list[int]) -> None:
+        # Handed over (no owner): a live process takes it at once, else the next one to start.
         await self._db.execute_many(
-            "UPDATE generations SET status = 'queued', started_at = NULL "
-            "WHERE id = ? AND status IN ('queued', 'running')",
-            [(generation_id,) for generation_id in generation_ids],
+            "UPDATE generations SET status = 'queued', started_at = NULL, owner = NULL "
+            "WHERE id = ? AND status IN ('queued', 'running') AND (owner IS NULL OR owner = ?)",
+            [(generation_id, self._owner) for generation_id in generation_ids],
         )
 
     async def _select(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[GenerationRecord]:

@@ -17,10 +17,10 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from bot.errors import Interrupted, Restarting, ServiceMisconfigured
+from bot.errors import HandedOver, Interrupted, Restarting, ServiceMisconfigured
 from bot.lanes import CURRENT_LANE, Lane
 from bot.services.jobs import FairQueue, Job, QueuePosition
 from bot.services.model_pacing import ModelPace, ModelPacer
@@ -207,14 +207,22 @@ class Scheduler(Generic[R]):
         if not self.accepting:
             raise Restarting()
 
-    async def stop(self, grace: float, *, farewell: float = FAREWELL_SECONDS) -> list[Job[R]]:
+    async def stop(
+        self,
+        grace: float,
+        *,
+        farewell: float = FAREWELL_SECONDS,
+        hand_over: Callable[[list[int]], Awaitable[tuple[list[int], bool]]] | None = None,
+    ) -> list[Job[R]]:
         """Shut down against one deadline. Waiting jobs are interrupted at once (they keep their place
-        for the next start). Running jobs and every delivery (API call, download, upload) share
-        `grace` seconds; then API calls are cancelled and deliveries cut short (`within_grace`). The
-        requests so interrupted get `farewell` seconds more to tell their members; whatever is still
-        going after that is cancelled.
+        for the next start); with `hand_over`, they are first given up for another process to run, and
+        those a live process takes now get HandedOver (their waiters leave the member to it). Running
+        jobs and every delivery (API call, download, upload) share `grace` seconds; then API calls are
+        cancelled and deliveries cut short (`within_grace`). The requests so interrupted get `farewell`
+        seconds more to tell their members; whatever is still going after that is cancelled.
 
-        Returns the interrupted jobs; their waiters get Interrupted, so they can say so."""
+        Returns the interrupted jobs (not those handed over); their waiters get Interrupted, so they
+        can say so."""
         loop = asyncio.get_running_loop()
         self._grace_ends = loop.time() + grace
         self.accepting = False
@@ -229,6 +237,13 @@ class Scheduler(Generic[R]):
         waiting = list(self._queue.in_order())
         while len(self._queue):
             self._queue.pop()
+        if hand_over is not None:
+            handed, taken = await hand_over([job.generation_id for job in waiting])
+            if taken:
+                for job in waiting:
+                    if job.generation_id in handed and not job.future.done():
+                        job.future.set_exception(HandedOver())
+                waiting = [job for job in waiting if job.generation_id not in handed]
         _interrupt(waiting)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), timeout=max(0.0, self._grace_ends - loop.time()))

@@ -9,8 +9,8 @@ import time
 
 import discord
 
-from bot.db import GenerationRecord
-from bot.errors import Interrupted, OutcomeUnknown, QwenImagineError, Restarting
+from bot.db import GenerationRecord, Status
+from bot.errors import HandedOver, Interrupted, OutcomeUnknown, QwenImagineError, Restarting
 from bot.services import Services
 from bot.services.jobs import Job
 from bot.services.scheduler import GraceOver
@@ -53,6 +53,20 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                 file=None,
             )
         return
+    if record.status is Status.RUNNING and not record.task_id:
+        # Its process died after the call may have been sent: the image may exist, billed, but out of
+        # reach. Released, uncharged, and the member may retry.
+        error = OutcomeUnknown("the process making it stopped")
+        await services.generation.abandon(record.id, error.code)
+        await post_to_channel(
+            channel,
+            record.member_id,
+            content=failure_text(error.user_message),
+            embed=None,
+            file=None,
+            view=retry_view(record.id),
+        )
+        return
     async with services.scheduler.delivering():
         try:
             request = services.generation.request_again(
@@ -73,6 +87,8 @@ async def _resume(client: discord.Client, services: Services, record: Generation
         except GraceOver:
             await _tell(channel, record, await services.generation.cut_short(record.id))
             return
+        except HandedOver:
+            return  # another process runs it now
         except QwenImagineError as error:
             if isinstance(error, Restarting):
                 error = Interrupted()  # still queued: it is resumed at the next start, as the member is told

@@ -14,6 +14,7 @@ from bot.errors import (
     BlockedWordUsed,
     BudgetExceeded,
     CannotPostHere,
+    HandedOver,
     OutcomeUnknown,
     QwenImagineError,
     Restarting,
@@ -141,6 +142,8 @@ async def generate_and_deliver(
         except GraceOver:
             await report_error(interaction, await services.generation.cut_short(generation_id))
             return
+        except HandedOver:
+            return  # another process runs it now, and answers the member
         except QwenImagineError as error:
             await report_failure(interaction, services, generation_id, error)
             return
