@@ -30,6 +30,7 @@ from bot.db.records import QueueCaps
 from bot.download import HostPolicy, ImageDownloader
 from bot.lanes import Lane
 from bot.qwen import QwenImageClient, RetryPolicy
+from bot.sealed import TokenSeal
 from bot.services import Services
 from bot.services.audit import AuditTrail
 from bot.services.budget import BudgetService
@@ -96,6 +97,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 sizes=settings.sizes,
                 default_size=settings.default_size,
                 use_async_tasks=settings.use_async_tasks,
+                seal=TokenSeal(settings.discord_token.reveal()),
             )
             moderation = SqlModerationRepository(database)
             audit = AuditTrail(moderation)

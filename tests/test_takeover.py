@@ -94,9 +94,9 @@ async def test_a_killed_processs_jobs_are_taken_over_by_a_live_one(
     env = clean_env(**bot_env, **FAST_TAKEOVER)
     doomed = await start_process(processes, discord_server, env, tmp_path)
     qwen.hold()
-    await imagine(discord_server, world.alice, world.channel, "lynx 1")
+    running = [await imagine(discord_server, world.alice, world.channel, "lynx 1")]
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 1)
-    await imagine(discord_server, world.bob, world.channel, "lynx 2")
+    running.append(await imagine(discord_server, world.bob, world.channel, "lynx 2"))
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 2)
     waiting = await imagine(discord_server, world.moderator, world.channel, "lynx 3")
     await discord_server.wait_for(
@@ -112,18 +112,22 @@ async def test_a_killed_processs_jobs_are_taken_over_by_a_live_one(
     taken_over_in = time.monotonic() - killed_at
 
     assert taken_over_in < 30
-    # The queued one is made again and posted; the two whose calls had been sent may exist, billed,
-    # out of reach: failed, not counted, their members told with a Retry button.
-    [post] = [m for m in world.channel.messages if m.attachments]
-    assert post.pinged_user_ids() == {world.moderator.id}
-    await discord_server.wait_for(lambda: len(channel_posts(world, "Press Retry")) == 2)
+    # The queued one is made again and answered in its own interaction, whose token still lives.
+    assert (await waiting.wait_answer()).attachments
+    # The two whose calls had been sent may exist, billed, out of reach: failed, not counted, their
+    # members told with a Retry button.
+    for interaction in running:
+        answer = await interaction.wait_answer()
+        assert "Press Retry" in answer.content and answer.components
     rows = {r["prompt"]: r for r in await db.generations()}
     assert rows["lynx 3"]["status"] == "succeeded"
     assert [(rows[p]["status"], rows[p]["error_code"]) for p in ("lynx 1", "lynx 2")] == [
         ("failed", "OutcomeUnknown"),
         ("failed", "OutcomeUnknown"),
     ]
+    assert all(row["interaction_token"] is None for row in rows.values())  # kept no longer than needed
     assert len(qwen.generation_requests) == 3
+    assert [m for m in world.channel.messages if m.interaction_id is None] == []  # nothing in the channel
 
 
 async def test_in_async_mode_a_killed_processs_task_is_collected_not_paid_again(
@@ -139,7 +143,7 @@ async def test_in_async_mode_a_killed_processs_task_is_collected_not_paid_again(
     async_mode = {"DASHSCOPE_API_MODE": "async", "DASHSCOPE_POLL_SECONDS": "0.05", **FAST_TAKEOVER}
     doomed = await start_process(processes, discord_server, clean_env(**bot_env, **async_mode), tmp_path)
     qwen.hold_downloads()
-    await imagine(discord_server, world.alice, world.channel, "otter")
+    asked = await imagine(discord_server, world.alice, world.channel, "otter")
     await qwen.wait_for(lambda: qwen.downloads_held == 1, timeout=30)
     await bots.start(**async_mode)
 
@@ -148,8 +152,7 @@ async def test_in_async_mode_a_killed_processs_task_is_collected_not_paid_again(
     qwen.release_downloads()
     await bots.wait_delivered(1)
 
-    [post] = [m for m in world.channel.messages if m.attachments]
-    assert post.pinged_user_ids() == {world.alice.id}
+    assert (await asked.wait_answer()).attachments
     assert [r["status"] for r in await db.generations()] == ["succeeded"]
     assert len(qwen.task_creations) == 1  # collected from the stored task, not generated twice
 
@@ -189,9 +192,11 @@ async def test_a_rolling_deploy_hands_the_old_processs_waiting_jobs_to_the_new_o
     assert old.returncode == 0, old_log[-3000:]
     assert "Traceback" not in old_log
     assert (await running.wait_answer()).attachments
-    await discord_server.wait_for(lambda: len([m for m in world.channel.messages if m.attachments]) == 3, 30)
+    # The new process answers in the members' own interactions; nobody is told to wait for a restart.
+    for interaction in waiting:
+        assert (await interaction.wait_answer()).attachments
     assert len(qwen.generation_requests) == 3  # nothing made twice
-    assert channel_posts(world, "restarting") == []  # nobody told to wait for a restart
+    assert [m for m in world.channel.messages if m.interaction_id is None] == []
     assert [r["status"] for r in await db.generations()] == ["succeeded"] * 3
     new.send_signal(signal.SIGTERM)
     await finish(new, timeout=60)

@@ -67,7 +67,8 @@ class SqlGenerationRepository:
     async def mark_succeeded(self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int) -> None:
         await self._update(
             generation_id,
-            "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL",
+            "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL, "
+            "interaction_token = NULL",
             at,
             request_id,
             image_bytes,
@@ -78,14 +79,17 @@ class SqlGenerationRepository:
     ) -> None:
         await self._update(
             generation_id,
-            "status = 'failed', finished_at = ?, error_code = ?, request_id = COALESCE(?, request_id)",
+            "status = 'failed', finished_at = ?, error_code = ?, request_id = COALESCE(?, request_id), "
+            "interaction_token = NULL",
             at,
             error_code,
             request_id,
         )
 
     async def mark_undelivered(self, generation_id: int, *, error_code: str) -> None:
-        await self._update(generation_id, "status = 'undelivered', error_code = ?", error_code)
+        await self._update(
+            generation_id, "status = 'undelivered', error_code = ?, interaction_token = NULL", error_code
+        )
 
     async def refuse(self, new: NewGeneration, *, at: float, error_code: str) -> int:
         async with self._db.transaction() as tx:
@@ -130,9 +134,15 @@ class SqlGenerationRepository:
     async def mark_queued(self, generation_ids: list[int]) -> None:
         # Handed over (no owner): a live process takes it at once, else the next one to start.
         await self._db.execute_many(
-            "UPDATE generations SET status = 'queued', started_at = NULL, owner = NULL "
+            "UPDATE generations SET status = 'queued', started_at = NULL, owner = NULL, interaction_token = NULL "
             "WHERE id = ? AND status IN ('queued', 'running') AND (owner IS NULL OR owner = ?)",
             [(generation_id, self._owner) for generation_id in generation_ids],
+        )
+
+    async def remember_interaction(self, generation_id: int, token: str) -> None:
+        await self._db.execute(
+            "UPDATE generations SET interaction_token = ? WHERE id = ? AND status IN ('queued', 'running')",
+            (token, generation_id),
         )
 
     async def _select(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[GenerationRecord]:

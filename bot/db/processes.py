@@ -69,7 +69,7 @@ class SqlProcessRegistry:
         rows = await self._db.fetch(
             f"UPDATE generations SET owner = :me WHERE id IN "
             f"(SELECT id FROM generations WHERE {owned_by_the_dead}{lock}) AND {owned_by_the_dead} "
-            f"RETURNING {COLUMNS}",
+            f"RETURNING {COLUMNS}, interaction_token AS reply_token",
             {"me": self.token, "stale": self.stale_seconds},
         )
         if self.shared:

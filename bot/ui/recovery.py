@@ -15,6 +15,7 @@ from bot.services import Services
 from bot.services.jobs import Job
 from bot.services.scheduler import GraceOver
 from bot.ui.delivery import SEND_ERRORS, record_undelivered
+from bot.ui.handoff import edit_original
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.replies import post_to_channel, send_to_channel
 from bot.ui.results import result_view
@@ -58,14 +59,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
         # reach. Released, uncharged, and the member may retry.
         error = OutcomeUnknown("the process making it stopped")
         await services.generation.abandon(record.id, error.code)
-        await post_to_channel(
-            channel,
-            record.member_id,
-            content=failure_text(error.user_message),
-            embed=None,
-            file=None,
-            view=retry_view(record.id),
-        )
+        await _tell(client, services, channel, record, error, view=retry_view(record.id))
         return
     async with services.scheduler.delivering():
         try:
@@ -85,7 +79,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             async with services.scheduler.within_grace():
                 result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
         except GraceOver:
-            await _tell(channel, record, await services.generation.cut_short(record.id))
+            await _tell(client, services, channel, record, await services.generation.cut_short(record.id))
             return
         except HandedOver:
             return  # another process runs it now
@@ -95,13 +89,20 @@ async def _resume(client: discord.Client, services: Services, record: Generation
             if not isinstance(error, Interrupted):
                 await services.generation.abandon(record.id, error.code)
             view = retry_view(record.id) if isinstance(error, OutcomeUnknown) else None
-            await post_to_channel(
-                channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None, view=view
-            )
+            await _tell(client, services, channel, record, error, view=view)
             return
         try:
             async with services.scheduler.within_grace():
-                message = await send_to_channel(
+                # Into the member's own interaction while its token lives (handed or taken over).
+                message = await edit_original(
+                    client,
+                    record,
+                    services.generation.reply_token(record),
+                    content=None,
+                    embed=result_embed(result, None),
+                    file=lambda: result_file(result),
+                    view=result_view(record.id),
+                ) or await send_to_channel(
                     channel,
                     record.member_id,
                     content="here is the image you asked for before the bot restarted:",
@@ -110,7 +111,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                     view=result_view(record.id),
                 )
         except GraceOver:
-            await _tell(channel, record, await services.generation.cut_short(record.id))
+            await _tell(client, services, channel, record, await services.generation.cut_short(record.id))
             return
         except SEND_ERRORS as send_error:
             failure = await record_undelivered(services, record.id, send_error)
@@ -122,6 +123,17 @@ async def _resume(client: discord.Client, services: Services, record: Generation
         client.dispatch("generation_delivered", record.id)
 
 
-async def _tell(channel: discord.abc.Messageable, record: GenerationRecord, error: QwenImagineError) -> None:
-    """Post why a resumed request has no image (yet)."""
-    await post_to_channel(channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None)
+async def _tell(
+    client: discord.Client,
+    services: Services,
+    channel: discord.abc.Messageable,
+    record: GenerationRecord,
+    error: QwenImagineError,
+    *,
+    view: discord.ui.View | None = None,
+) -> None:
+    """Say why a resumed request has no image (yet): in its interaction while that lives, else in the channel."""
+    text = failure_text(error.user_message)
+    token = services.generation.reply_token(record)
+    if await edit_original(client, record, token, content=text, embed=None, file=None, view=view) is None:
+        await post_to_channel(channel, record.member_id, content=text, embed=None, file=None, view=view)

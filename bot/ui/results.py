@@ -122,6 +122,8 @@ async def generate_and_deliver(
         progress = InteractionProgress(interaction)
         try:
             try:
+                # Whichever process ends up running it (after a hand-over) answers here.
+                await services.generation.remember_interaction(generation_id, interaction.token)
                 generated = await scheduler.run(
                     Job(
                         generation_id=generation_id,
