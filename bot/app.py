@@ -27,6 +27,7 @@ from bot.db.models import SqlModelSettingsRepository
 from bot.db.processes import SqlProcessRegistry
 from bot.db.queue import SqlSlotLeases, SqlSubmissionPacing
 from bot.db.records import QueueCaps
+from bot.db.turns import SqlQueueTurns
 from bot.download import HostPolicy, ImageDownloader
 from bot.lanes import Lane
 from bot.qwen import QwenImageClient, RetryPolicy
@@ -78,7 +79,9 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 )
                 for key in settings.api_keys
             ]
-            scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace)
+            stale = settings.process_stale_seconds
+            turns = SqlQueueTurns(database, token=token, stale_seconds=stale) if shared else None
+            scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace, turns=turns)
             api = QwenImageClient(
                 session,
                 base_url=settings.dashscope_base_url,

@@ -20,6 +20,8 @@ NOW = {
 }
 #: A process row this much older than stale is deleted (its generations were taken over long ago).
 FORGET_AFTER_SECONDS = 3600.0
+#: Queue turns older than this are forgotten (their guilds come back as newcomers).
+TURNS_KEPT_SECONDS = 24 * 3600.0
 
 
 class SqlProcessRegistry:
@@ -47,6 +49,9 @@ class SqlProcessRegistry:
         await self._db.execute(
             f"DELETE FROM processes WHERE heartbeat < {self._now} - :forget",
             {"forget": self.stale_seconds + FORGET_AFTER_SECONDS},
+        )
+        await self._db.execute(
+            f"DELETE FROM queue_turns WHERE served_at < {self._now} - :forget", {"forget": TURNS_KEPT_SECONDS}
         )
 
     async def set_draining(self) -> None:
