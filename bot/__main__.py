@@ -68,6 +68,9 @@ def run_bot(env: Mapping[str, str]) -> int:
     except discord.LoginFailure:
         print("qwen-imagine: Discord rejected DISCORD_TOKEN: check the bot token.", file=sys.stderr)
         return EXIT_LOGIN
+    except discord.ConnectionClosed as error:
+        print(f"qwen-imagine: {gateway_refusal(error)}", file=sys.stderr)
+        return EXIT_CONFIG if error.code in (SHARD_INVALID, SHARDING_REQUIRED) else EXIT_LOGIN
     except DatabaseSetupError as error:
         print(f"qwen-imagine: DATABASE_URL: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -77,6 +80,23 @@ def run_bot(env: Mapping[str, str]) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+#: Gateway close codes about shards: the shard settings are wrong, or Discord wants the bot sharded.
+SHARD_INVALID, SHARDING_REQUIRED = 4010, 4011
+
+
+def gateway_refusal(error: discord.ConnectionClosed) -> str:
+    """Why Discord closed the gateway for good, in one line, with what to change."""
+    if error.code == SHARDING_REQUIRED:
+        return (
+            "Discord requires sharding for this many servers (4011 Sharding required): set SHARD_COUNT, "
+            "about one shard per 1,000 servers (see Sharding in the README)."
+        )
+    if error.code == SHARD_INVALID:
+        return "Discord refused the shard settings (4010 Invalid shard): check SHARD_COUNT and SHARD_IDS."
+    reason = f": {error.reason}" if error.reason else ""
+    return f"Discord closed the gateway connection (code {error.code}{reason})."
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import aiohttp
 import discord
 import yarl
 
-from bot.client import QwenImagineBot
+from bot.client import QwenImagineBot, build_bot
 from bot.db import (
     SqlGenerationRepository,
     SqlLimitsRepository,
@@ -149,7 +149,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     poll_seconds=settings.process_poll_seconds,
                 ),
             )
-            async with QwenImagineBot(settings, services) as bot:
+            async with build_bot(settings, services) as bot:
                 yield bot
     finally:
         await database.close()

@@ -60,7 +60,7 @@ class QwenImagineTree(app_commands.CommandTree["QwenImagineBot"]):
 class QwenImagineBot(commands.Bot):
     """The qwen-imagine bot. Dependencies come in through the constructor."""
 
-    def __init__(self, settings: Settings, services: Services) -> None:
+    def __init__(self, settings: Settings, services: Services, **sharding: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -69,6 +69,7 @@ class QwenImagineBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=QwenImagineTree,
+            **sharding,
         )
         self.settings = settings
         self.services = services
@@ -77,6 +78,8 @@ class QwenImagineBot(commands.Bot):
         self._stopping = asyncio.Event()  # shutdown has begun
         self._closed = asyncio.Event()  # shutdown is over
         self._resumed = False  # what a previous process left unfinished has been taken up
+        self._gateway: asyncio.Task[None] | None = None  # discord.py's connection loop
+        self._gateway_gave_up = False  # that loop closed the bot: it raises why next
         self._handle_interaction = self._connection.parsers["INTERACTION_CREATE"]
         self._connection.parsers["INTERACTION_CREATE"] = self._claim_then_handle
 
@@ -136,18 +139,24 @@ class QwenImagineBot(commands.Bot):
         """Log in (retrying while Discord can't be reached), then stay connected until closed."""
         if not await self._log_in(token):
             return
-        connection = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
+        if self.settings.shard_count is not None:
+            held = ", ".join(map(str, self.settings.held_shards))
+            log.info("connecting gateway shard(s) %s of %d", held, self.settings.shard_count)
+        connection = self._gateway = asyncio.create_task(self.connect(reconnect=reconnect), name="gateway")
         closed = asyncio.create_task(self._closed.wait())
         try:
             # discord.py may be sleeping before a reconnect: once closed, don't wait for it to wake.
             await asyncio.wait({connection, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if self._gateway_gave_up:
+                # Refused for good (e.g. 4011 Sharding required), discord.py closes the bot, then raises why.
+                await asyncio.wait({connection}, timeout=1.0)
         finally:
             closed.cancel()
             if not connection.done():
                 connection.cancel()
             await asyncio.gather(connection, closed, return_exceptions=True)
         error = None if connection.cancelled() else connection.exception()
-        if error is not None and self.shutting_down:
+        if error is not None and self.shutting_down and not self._gateway_gave_up:
             # Closed in the middle of a handshake, discord.py may fail on its way out: nothing left to do.
             log.debug("the gateway connection ended during shutdown: %s", describe(error))
         elif error is not None:
@@ -187,6 +196,8 @@ class QwenImagineBot(commands.Bot):
 
     async def close(self) -> None:
         """Drain, then disconnect. Every caller waits for the same one shutdown."""
+        if self._gateway is not None and asyncio.current_task() is self._gateway:
+            self._gateway_gave_up = True
         await asyncio.shield(self.begin_shutdown())
 
     async def __aexit__(
@@ -281,3 +292,18 @@ class QwenImagineBot(commands.Bot):
         await self.services.meta.set(SYNC_HASH_KEY, digest)
         log.info("application commands synced (%s)", "guilds" if self.settings.command_guild_ids else "global")
         return True
+
+
+class ShardedQwenImagineBot(QwenImagineBot, commands.AutoShardedBot):
+    """The bot over several gateway shards: SHARD_COUNT in all, of which this process holds SHARD_IDS
+    (every one when unset). Discord sends each shard the events of its own servers."""
+
+    def __init__(self, settings: Settings, services: Services) -> None:
+        super().__init__(settings, services, shard_count=settings.shard_count, shard_ids=list(settings.held_shards))
+
+
+def build_bot(settings: Settings, services: Services) -> QwenImagineBot:
+    """The bot these settings ask for: sharded when SHARD_COUNT is set, else one gateway connection."""
+    if settings.shard_count is None:
+        return QwenImagineBot(settings, services)
+    return ShardedQwenImagineBot(settings, services)

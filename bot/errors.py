@@ -1,19 +1,72 @@
-"""Domain errors. Each carries the sentence a member reads; details go to the log only."""
+"""Domain errors. Each carries the key of the message a member reads (and its parameters); the
+message is written in the locale in force when it is read. Details go to the log only, in English."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.i18n import ENGLISH, N_, number, speaking, t, tn
+from bot.i18n.formatting import joined
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A message parameter written in the locale in force when the message is read (money, a list)."""
+
+    render: Callable[[], str]
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _shown(value: object) -> object:
+    """A parameter as the message shows it: numbers with the locale's grouping, the rest as they are."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return number(value)
+    return value
 
 
 class QwenImagineError(Exception):
     """Base of every failure a member should hear about."""
 
-    user_message = "Something went wrong while making your image. Please try again."
+    message_key = N_("error.generic")
     #: What the usage log stores as the error code.
     code = "Error"
+    #: The count a plural message is chosen for (None: the message has no plural forms).
+    count: int | None = None
 
-    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
-        super().__init__(detail or self.user_message)
-        if user_message is not None:
-            self.user_message = user_message
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        message_key: str | None = None,
+        count: int | None = None,
+        params: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self._detail = detail
+        if message_key is not None:
+            self.message_key = message_key
+        if count is not None:
+            self.count = count
+        self.params: dict[str, object] = dict(params or {})
+
+    @property
+    def user_message(self) -> str:
+        """What the member reads, in the locale in force."""
+        params = {name: _shown(value) for name, value in self.params.items()}
+        if self.count is not None:
+            return tn(self.message_key, self.count, **params)
+        return t(self.message_key, **params)
+
+    def __str__(self) -> str:
+        if self._detail:
+            return self._detail
+        with speaking(ENGLISH):
+            return self.user_message
 
 
 class InvalidRequest(QwenImagineError):
@@ -21,8 +74,8 @@ class InvalidRequest(QwenImagineError):
 
     code = "InvalidRequest"
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message, user_message=user_message)
+    def __init__(self, message_key: str, /, *, count: int | None = None, **params: object) -> None:
+        super().__init__(message_key=message_key, count=count, params=params)
 
 
 class ApiError(QwenImagineError):
@@ -39,43 +92,38 @@ class ApiError(QwenImagineError):
 class ContentRejected(ApiError):
     """The service's content moderation refused the prompt or its image."""
 
-    user_message = (
-        "The image service's content filter rejected this request. Please rephrase your prompt and try again."
-    )
+    message_key = N_("error.content_rejected")
 
 
 class IpInfringementSuspected(ApiError):
     """The service suspects the prompt asks for someone's intellectual property."""
 
-    user_message = (
-        "The image service thinks this prompt asks for a protected character, brand or artwork. "
-        "Please rephrase it and try again."
-    )
+    message_key = N_("error.ip_infringement")
 
 
 class ServiceBusy(ApiError):
     """The account's rate or concurrency limit held after every retry."""
 
-    user_message = "The image service is busy right now. Please try again in a minute."
+    message_key = N_("service.busy")
 
 
 class ServiceFailed(ApiError):
     """A server-side failure, a timeout or a network error that retries did not cure."""
 
-    user_message = "The image service had a problem making your image. Please try again in a minute."
+    message_key = N_("service.failed")
 
 
 class ServiceMisconfigured(ApiError):
     """A key, billing, entitlement, model or parameter problem only the operator can fix."""
 
-    user_message = "The bot can't use the image service because of a setup problem. Please tell a server moderator."
+    message_key = N_("service.misconfigured")
 
 
 class ImageFetchFailed(QwenImagineError):
     """The image was generated but could not be downloaded as a valid PNG."""
 
     code = "ImageFetchFailed"
-    user_message = "Your image was made, but the bot couldn't fetch it from the image service. Please try again."
+    message_key = N_("error.image_fetch_failed")
 
 
 class ImageTooLarge(ImageFetchFailed):
@@ -84,10 +132,9 @@ class ImageTooLarge(ImageFetchFailed):
     code = "ImageTooLarge"
 
     def __init__(self, size_limit: int) -> None:
-        mib = size_limit / (1024 * 1024)
+        mib = round(size_limit / (1024 * 1024))
         super().__init__(
-            f"image larger than {size_limit} bytes",
-            user_message=f"Your image was made, but it is larger than this channel's upload limit ({mib:.0f} MiB).",
+            f"image larger than {size_limit} bytes", message_key=N_("error.image_too_large"), params={"mib": mib}
         )
         self.size_limit = size_limit
 
@@ -97,8 +144,8 @@ class LimitDenied(QwenImagineError):
 
     code = "LimitDenied"
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message, user_message=user_message)
+    def __init__(self, message_key: str, /, *, count: int | None = None, **params: object) -> None:
+        super().__init__(message_key=message_key, count=count, params=params)
 
 
 class NotAllowed(QwenImagineError):
@@ -106,8 +153,8 @@ class NotAllowed(QwenImagineError):
 
     code = "NotAllowed"
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message, user_message=user_message)
+    def __init__(self, message_key: str, /, *, count: int | None = None, **params: object) -> None:
+        super().__init__(message_key=message_key, count=count, params=params)
 
 
 class GenerationUnavailable(QwenImagineError):
@@ -115,32 +162,29 @@ class GenerationUnavailable(QwenImagineError):
 
     code = "GenerationUnavailable"
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message, user_message=user_message)
+    def __init__(self, message_key: str, /, **params: object) -> None:
+        super().__init__(message_key=message_key, params=params)
 
 
 class Restarting(QwenImagineError):
     """The bot is shutting down and takes no new work."""
 
     code = "Restarting"
-    user_message = "The bot is restarting right now. Please try again in a minute."
+    message_key = N_("service.restarting")
 
 
 class DatabaseUnavailable(QwenImagineError):
     """The database could not be reached; nothing this request needed was recorded."""
 
     code = "DatabaseUnavailable"
-    user_message = "The bot's database is unavailable right now, so nothing was done. Please try again in a minute."
+    message_key = N_("service.database_unavailable")
 
 
 class Interrupted(QwenImagineError):
     """A job could not finish before the bot shut down; it is saved and resumes at the next start."""
 
     code = "Interrupted"
-    user_message = (
-        "The bot is restarting before your image could be made. It's saved, and will be posted in this "
-        "channel when the bot is back."
-    )
+    message_key = N_("service.interrupted")
 
 
 class HandedOver(Interrupted):
@@ -155,47 +199,68 @@ class ForeignGeneration(QwenImagineError):
     A missing image reads the same, so a member learns nothing about images elsewhere."""
 
     code = "ForeignGeneration"
-    user_message = "That image isn't from here."
+    message_key = N_("error.foreign_generation")
+
+
+#: The permissions a result needs, by their flag in discord.py, and the key of their name as Discord
+#: shows it in each locale.
+PERMISSION_NAMES = {
+    "send_messages": N_("perm.send_messages"),
+    "send_messages_in_threads": N_("perm.send_messages_in_threads"),
+    "attach_files": N_("perm.attach_files"),
+    "embed_links": N_("perm.embed_links"),
+}
+
+
+def _permission_names(missing: tuple[str, ...]) -> str:
+    return joined([t(PERMISSION_NAMES[name]) if name in PERMISSION_NAMES else name for name in missing])
 
 
 class CannotPostHere(QwenImagineError):
-    """The bot lacks a permission it needs to post a result in this channel."""
+    """The bot lacks a permission it needs to post a result in this channel (`missing`: flags such as
+    `attach_files`)."""
 
     code = "MissingPermissions"
 
     def __init__(self, missing: tuple[str, ...]) -> None:
-        names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
-        noun = "permissions" if len(missing) > 1 else "permission"
         super().__init__(
-            f"missing {names}",
-            user_message=(
-                f"I can't post images here: I'm missing the {names} {noun} in this channel. Ask a moderator "
-                "to let me Send Messages, Attach Files and Embed Links here, or try another channel."
-            ),
+            f"missing {', '.join(missing)}",
+            message_key=N_("refuse.cannot_post_here"),
+            count=len(missing),
+            params={"names": Localized(lambda: _permission_names(missing))},
         )
         self.missing = missing
 
 
 class UploadFailed(QwenImagineError):
-    """The image was made (and billed) but Discord did not take the upload; it does not count against limits."""
+    """The image was made (and billed) but Discord did not take the upload; it does not count against limits.
+    `message_key` names the whole sentence the member reads: why it was not posted, and that it is not counted."""
 
     code = "UploadFailed"
 
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(code, user_message=f"Your image was made, but {reason} It doesn't count against your limits.")
+    def __init__(self, code: str, message_key: str) -> None:
+        super().__init__(code, message_key=message_key)
         self.code = code
 
 
 class OutcomeUnknown(ApiError):
     """The connection broke after the request was sent: the image may have been made and billed unseen."""
 
-    user_message = (
-        "The image service stopped answering while making your image; it may have been made and billed, "
-        "but I never received it. Press Retry to try again."
-    )
+    message_key = N_("service.outcome_unknown")
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__("OutcomeUnknown", message, status=status)
+
+
+#: How many allowed channels a refusal names before it says how many more there are.
+SHOWN_CHANNELS = 10
+
+
+def _channel_list(allowed: tuple[int, ...]) -> str:
+    shown = joined([f"<#{channel_id}>" for channel_id in allowed[:SHOWN_CHANNELS]])
+    if len(allowed) <= SHOWN_CHANNELS:
+        return shown
+    return tn("refuse.wrong_channel.more", len(allowed) - SHOWN_CHANNELS, channels=shown)
 
 
 class WrongChannel(QwenImagineError):
@@ -204,13 +269,16 @@ class WrongChannel(QwenImagineError):
     code = "wrong_channel"
 
     def __init__(self, allowed: tuple[int, ...]) -> None:
-        shown = ", ".join(f"<#{channel_id}>" for channel_id in allowed[:10])
-        more = f" (and {len(allowed) - 10} more)" if len(allowed) > 10 else ""
         super().__init__(
             "channel not allowed",
-            user_message=f"Images can't be made in this channel. This server makes them in {shown}{more}.",
+            message_key=N_("refuse.wrong_channel"),
+            params={"channels": Localized(lambda: _channel_list(allowed))},
         )
         self.allowed = allowed
+
+
+#: The message naming each field of a request a blocked word is looked for in.
+BLOCKED_IN = {"prompt": N_("refuse.blocked_word.prompt"), "negative prompt": N_("refuse.blocked_word.negative_prompt")}
 
 
 class BlockedWordUsed(QwenImagineError):
@@ -219,18 +287,16 @@ class BlockedWordUsed(QwenImagineError):
     code = "blocked_word"
 
     def __init__(self, entry: str, field: str) -> None:
-        super().__init__(
-            "blocked word",
-            user_message=(
-                f"Your {field} contains “{entry}”, which this server's moderators have blocked. "
-                "Please rephrase it and try again."
-            ),
-        )
+        key = BLOCKED_IN.get(field, BLOCKED_IN["prompt"])
+        super().__init__("blocked word", message_key=key, params={"entry": entry})
         self.entry = entry
+        self.field = field
+
+
 class BudgetExceeded(QwenImagineError):
     """A spending cap would be passed by this request."""
 
     code = "budget"
 
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message, user_message=user_message)
+    def __init__(self, message_key: str, /, **params: object) -> None:
+        super().__init__(message_key=message_key, params=params)

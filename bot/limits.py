@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.i18n import N_, t, tn
+
 MAX_LIMIT = 100_000
 
 
@@ -46,10 +48,28 @@ class Limit:
         return (self.scope, self.window)
 
     def describe(self) -> str:
-        """E.g. `5 images per member per hour`."""
-        noun = "image" if self.max_count == 1 else "images"
-        who = "per member" if self.scope is Scope.MEMBER else "for the whole server"
-        return f"{self.max_count} {noun} {who} per {self.window.value}"
+        """E.g. `5 images per member per hour`, in the locale in force."""
+        return tn(_DESCRIPTIONS[self.key], self.max_count)
+
+
+#: How a limit reads, for each (scope, window) pair; plural on the number of images.
+_DESCRIPTIONS = {
+    (Scope.MEMBER, Window.HOUR): N_("service.limit.member_hour"),
+    (Scope.MEMBER, Window.DAY): N_("service.limit.member_day"),
+    (Scope.MEMBER, Window.WEEK): N_("service.limit.member_week"),
+    (Scope.MEMBER, Window.MONTH): N_("service.limit.member_month"),
+    (Scope.SERVER, Window.HOUR): N_("service.limit.server_hour"),
+    (Scope.SERVER, Window.DAY): N_("service.limit.server_day"),
+    (Scope.SERVER, Window.WEEK): N_("service.limit.server_week"),
+    (Scope.SERVER, Window.MONTH): N_("service.limit.server_month"),
+}
+#: A window's name after "per" (`0 per hour`).
+WINDOW_NAMES = {
+    Window.HOUR: N_("service.window.hour"),
+    Window.DAY: N_("service.window.day"),
+    Window.WEEK: N_("service.window.week"),
+    Window.MONTH: N_("service.window.month"),
+}
 
 
 def parse_limits(raw: str) -> tuple[Limit, ...]:
@@ -105,10 +125,10 @@ class SourcedLimit:
     role_id: int | None = None
 
     def describe_source(self) -> str:
-        """`default`, `this server's value` or `role <@&id>`."""
+        """`default`, `this server's value` or `role <@&id>`, in the locale in force."""
         if self.source == "role":
-            return f"role <@&{self.role_id}>"
-        return "this server's value" if self.source == "server" else "default"
+            return t("service.limit_source.role", role=f"<@&{self.role_id}>")
+        return t("service.limit_source.server") if self.source == "server" else t("service.limit_source.default")
 
 
 def limits_for_member(

@@ -49,6 +49,11 @@ _VOICE_WARNINGS = frozenset(
 )
 #: discord.py logs this, with a traceback, each time it retries a lost gateway connection.
 _RECONNECT = "Attempting a reconnect in %.2fs"
+#: The same for one shard of a sharded bot: a lost connection, and a shard that could not connect.
+_SHARD_RECONNECT = "Attempting a reconnect for shard ID %s in %.2fs"
+_SHARD_LAUNCH = "Failed to connect for shard_id: %s. Retrying..."
+#: How long discord.py waits before it retries a shard that could not connect.
+_SHARD_LAUNCH_RETRY_SECONDS = 5.0
 
 
 class DiscordNoiseFilter(logging.Filter):
@@ -56,17 +61,27 @@ class DiscordNoiseFilter(logging.Filter):
     (the traceback stays at DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name != "discord.client":
+        if record.name not in ("discord.client", "discord.shard"):
             return True
         if record.msg in _VOICE_WARNINGS:
             return False
         error = record.exc_info[1] if record.exc_info else None
-        if record.msg == _RECONNECT and error is not None and not logging.getLogger().isEnabledFor(logging.DEBUG):
-            delay = record.args if isinstance(record.args, tuple) else ()
+        if error is None or logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == _RECONNECT:
             record.msg = "cannot reach Discord's gateway (%s); reconnecting in %.0f s"
-            record.args = (describe(error), *delay)
-            record.exc_info = None
-            record.exc_text = None
+            record.args = (describe(error), *args)
+        elif record.msg == _SHARD_RECONNECT:
+            record.msg = "cannot reach Discord's gateway for shard %s (%s); reconnecting in %.0f s"
+            record.args = (args[0], describe(error), *args[1:])
+        elif record.msg == _SHARD_LAUNCH:
+            record.msg = "cannot reach Discord's gateway for shard %s (%s); retrying in %.0f s"
+            record.args = (*args, describe(error), _SHARD_LAUNCH_RETRY_SECONDS)
+        else:
+            return True
+        record.exc_info = None
+        record.exc_text = None
         return True
 
 

@@ -96,6 +96,8 @@ class Settings:
     process_heartbeat_seconds: float = 5.0  # PROCESS_HEARTBEAT_SECONDS
     process_stale_seconds: float = 15.0  # PROCESS_STALE_SECONDS
     process_poll_seconds: float = 1.0  # PROCESS_POLL_SECONDS
+    shard_count: int | None = None  # SHARD_COUNT: gateway shards over every process; None: not sharded
+    shard_ids: tuple[int, ...] = ()  # SHARD_IDS: the shards this process holds; empty: all of them
 
     @property
     def database_secrets(self) -> tuple[str, ...]:
@@ -105,6 +107,13 @@ class Settings:
         url = self.database_url.reveal()
         password = urlsplit(url).password or ""
         return (url, password, unquote(password))
+
+    @property
+    def held_shards(self) -> tuple[int, ...]:
+        """The gateway shards this process connects: SHARD_IDS, else every one; empty when not sharded."""
+        if self.shard_count is None:
+            return ()
+        return self.shard_ids or tuple(range(self.shard_count))
 
     @property
     def log_level_number(self) -> int:
@@ -134,6 +143,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     stale = reader.number("PROCESS_STALE_SECONDS", 15.0, 0.2, 600.0)
     if stale < 2 * heartbeat:  # a live process must never look gone between two heartbeats
         raise SettingsError("PROCESS_STALE_SECONDS", f"at least twice PROCESS_HEARTBEAT_SECONDS ({2 * heartbeat:g})")
+    database_url = load_database_url(env)
+    shard_count, shard_ids = _read_shards(reader, one_process=database_url is None)
     return Settings(
         discord_token=reader.secret("DISCORD_TOKEN", "your bot's token from the Discord developer portal"),
         dashscope_api_key=_api_keys(reader),
@@ -152,7 +163,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         poll_seconds=reader.number("DASHSCOPE_POLL_SECONDS", 3.0, 0.01, 60.0),
         request_timeout=float(reader.integer("DASHSCOPE_TIMEOUT_SECONDS", 180, 10, 600)),
         database_path=Path(reader.text("DATABASE_PATH", "data/qwen-imagine.sqlite3")),
-        database_url=load_database_url(env),
+        database_url=database_url,
         discord_api_base_url=reader.optional_url("DISCORD_API_BASE_URL", ("http", "https")),
         discord_gateway_url=reader.optional_url("DISCORD_GATEWAY_URL", ("ws", "wss")),
         command_guild_ids=reader.parse(
@@ -174,7 +185,48 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         process_heartbeat_seconds=heartbeat,
         process_stale_seconds=stale,
         process_poll_seconds=reader.number("PROCESS_POLL_SECONDS", 1.0, 0.05, 60.0),
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
+
+
+#: Discord allows at most 2,500 servers per shard; this bounds SHARD_COUNT far above any real need.
+MAX_SHARDS = 10_000
+
+
+def _read_shards(reader: _Reader, *, one_process: bool) -> tuple[int | None, tuple[int, ...]]:
+    """SHARD_COUNT and SHARD_IDS. With SQLite (one process) this process must hold every shard."""
+    raw_count, raw_ids = reader.text("SHARD_COUNT", ""), reader.text("SHARD_IDS", "")
+    count = reader.integer("SHARD_COUNT", 1, 1, MAX_SHARDS) if raw_count else None
+    if not raw_ids:
+        return count, ()
+    if count is None:
+        raise SettingsError("SHARD_IDS", "needs SHARD_COUNT, the number of shards over every process")
+    expected = f"comma-separated shard ids from 0 to {count - 1} (SHARD_COUNT is {count}), each once"
+    none: tuple[int, ...] = ()
+    ids = reader.parse("SHARD_IDS", _parse_ids, none, expected)
+    if not ids:
+        raise SettingsError("SHARD_IDS", f"{expected} (no id given)")
+    beyond = [shard for shard in ids if shard >= count]
+    if beyond:
+        raise SettingsError("SHARD_IDS", f"{expected} (got {beyond[0]})")
+    twice = [shard for shard in dict.fromkeys(ids) if ids.count(shard) > 1]
+    if twice:
+        raise SettingsError("SHARD_IDS", f"{expected} ({twice[0]} is given twice)")
+    missing = sorted(set(range(count)) - set(ids))
+    if one_process and missing:
+        raise SettingsError(
+            "SHARD_IDS",
+            "with SQLite one process holds every shard: leave SHARD_IDS empty, or set DATABASE_URL (PostgreSQL) "
+            f"to split shards over processes (no process would hold shard{'s' if len(missing) > 1 else ''} "
+            f"{_listed(missing)})",
+        )
+    return count, tuple(sorted(ids))
+
+
+def _listed(numbers: list[int], most: int = 5) -> str:
+    shown = ", ".join(map(str, numbers[:most]))
+    return f"{shown} … ({len(numbers)} in all)" if len(numbers) > most else shown
 
 
 def _read_catalogue(path: str) -> Catalogue:

@@ -20,6 +20,7 @@ from bot.qwen.inputs import SourceImage
 from bot.services import Services
 from bot.services.editing import EditService
 from bot.services.generation import UsedMessage
+from bot.ui.edit_form import edit_form
 from bot.ui.edits import ImagePicker, edit_and_deliver
 from bot.ui.failures import report_error
 from bot.ui.presentation import jump_url
@@ -37,33 +38,6 @@ FORM_SECONDS = 15 * 60
 def sources_of(attachments: list[discord.Attachment]) -> tuple[SourceImage, ...]:
     """The attachments as edit inputs, in order (Image 1, 2, 3)."""
     return tuple(SourceImage(n, a.filename, a.url, a.size, a.content_type) for n, a in enumerate(attachments, start=1))
-
-
-def edit_form(token: str, max_count: int) -> discord.ui.Modal:
-    """What to change; the images it applies to are remembered under `token` (see `EditCog._forms`)."""
-    form = discord.ui.Modal(title="Edit image", timeout=60, custom_id=f"qi:editform:{token}")
-    fields: list[discord.ui.TextInput[discord.ui.Modal]] = [
-        discord.ui.TextInput(
-            label="What to change", custom_id="prompt", style=discord.TextStyle.paragraph, max_length=PROMPT_LIMIT
-        ),
-        discord.ui.TextInput(
-            label="Negative prompt",
-            custom_id="negative_prompt",
-            style=discord.TextStyle.paragraph,
-            max_length=NEGATIVE_PROMPT_LIMIT,
-            required=False,
-        ),
-        discord.ui.TextInput(
-            label=f"Images (1 to {max_count})" if max_count > 1 else "Images (1)",
-            custom_id="count",
-            default="1",
-            max_length=1,
-        ),
-        discord.ui.TextInput(label="Seed (empty for a random one)", custom_id="seed", max_length=10, required=False),
-    ]
-    for field in fields:
-        form.add_item(field)
-    return form
 
 
 class EditCog(commands.Cog):

@@ -209,7 +209,9 @@ class BotRunner:
         task = asyncio.create_task(bot.start(settings.discord_token.reveal()))
         self._running.append((manager, bot, task))
         # Every guild cached is enough: discord.py holds READY back two seconds for late GUILD_CREATEs.
-        guild_ids = list(self.discord.world.guilds)
+        # A sharded bot gets only the guilds of the shards it holds.
+        count, held = settings.shard_count, settings.held_shards
+        guild_ids = [g for g in self.discord.world.guilds if count is None or (g >> 22) % count in held]
         ready = asyncio.create_task(self.wait_guilds(*guild_ids) if guild_ids else bot.wait_until_ready())
         done, _ = await asyncio.wait({ready, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
         if task in done:

@@ -18,7 +18,7 @@ from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeInterac
 from tests.fakes.qwen import FakeQwen
 
 SECRET = "a koi pond behind the old mill that only server A knows about"
-REFUSAL = ForeignGeneration.user_message
+REFUSAL = ForeignGeneration().user_message
 MODAL = 9
 ACTIONS = ("reroll", "remix", "details", "delete")
 

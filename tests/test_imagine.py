@@ -80,7 +80,7 @@ async def test_full_imagine_reaches_the_api_and_comes_back_as_an_attachment(
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields == {
         "Negative prompt": "blurry, text",
-        "Size": "Wide 16:9 (1664×928)",
+        "Size": "1664×928",
         "Seed": "`1234`",
         "Model": "qwen-image-plus",
         "Prompt rewriting": "Off",

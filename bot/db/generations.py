@@ -10,19 +10,20 @@ from bot.db.records import GenerationRecord, NewGeneration, Status
 COLUMNS = (
     "id, guild_id, channel_id, member_id, requested_at, started_at, finished_at, status, error_code, "
     "model, size, seed, prompt_extend, prompt, negative_prompt, request_id, image_bytes, parent_id, message_id, "
-    "task_id, inputs, task_lane"
+    "task_id, inputs, task_lane, locale, guild_locale"
 )
 
 INSERT_GENERATION = (
     "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-    "prompt_extend, prompt, negative_prompt, parent_id, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "prompt_extend, prompt, negative_prompt, parent_id, inputs, locale, guild_locale) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 #: A request refused before admission: denied at once, with the reason as its error code.
 INSERT_REFUSAL = (
     "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
-    "prompt_extend, prompt, negative_prompt, parent_id, inputs, error_code, finished_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "prompt_extend, prompt, negative_prompt, parent_id, inputs, locale, guild_locale, error_code, finished_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -42,6 +43,8 @@ def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[An
         new.negative_prompt or None,
         new.parent_id,
         new.inputs,
+        new.locale,
+        new.guild_locale,
     )
 
 

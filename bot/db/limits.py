@@ -135,6 +135,8 @@ class SqlLimitsRepository:
             parent=new.parent_id,
             inputs=new.inputs,
             owner=self._owner,
+            locale=new.locale,
+            guild_locale=new.guild_locale,
         )
         rows = await self._db.fetch_serialised(sql, parameters, key=new.guild_id)
         ids = tuple(sorted(int(row["id"]) for row in rows))
@@ -215,12 +217,14 @@ def _admission_sql(
             FROM (SELECT *, NULLIF({dialect.greatest}({latest}), 0) AS frees FROM checks) AS checked
         )
         INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, error_code, finished_at,
-            denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id, inputs, owner)
+            denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id, inputs, locale,
+            guild_locale, owner)
         SELECT :guild, :channel, :member, :at, CASE WHEN code IS NULL THEN :status ELSE 'denied' END, code,
             CASE WHEN code IS NULL THEN NULL ELSE CAST(:at AS DOUBLE PRECISION) END,
             CASE WHEN code LIKE 'limit:%' THEN frees END,
             :model, :size, (CAST(:seed AS BIGINT) + copies.n - 1) % 2147483648, :prompt_extend, :prompt,
-            :negative_prompt, :parent, :inputs, CASE WHEN code IS NULL THEN CAST(:owner AS TEXT) END
+            :negative_prompt, :parent, :inputs, :locale, :guild_locale,
+            CASE WHEN code IS NULL THEN CAST(:owner AS TEXT) END
         FROM decision CROSS JOIN copies
         WHERE copies.n = 1 OR decision.code IS NULL
         RETURNING id, error_code, denied_until

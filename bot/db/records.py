@@ -39,6 +39,9 @@ class NewGeneration:
     parent_id: int | None = None
     #: Input images of an edit (0: text to image).
     inputs: int = 0
+    #: The member's and the server's Discord locale (`ja`, `zh-CN`, ...), when known.
+    locale: str | None = None
+    guild_locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class GenerationRecord:
     #: The token of the interaction it answers, while it is unfinished (read only when it is taken
     #: over by another process); secret-like, so never shown.
     reply_token: str | None = field(default=None, repr=False, compare=False)
+    #: The member's and the server's Discord locale when it was asked for.
+    locale: str | None = None
+    guild_locale: str | None = None
 
 
 class GenerationRepository(Protocol):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, Localized
+from bot.i18n import N_, t
 
 MIN_SIDE = 384
 MAX_SIDE = 3072
@@ -43,8 +44,13 @@ class SourceImage:
 
     @property
     def name(self) -> str:
-        """`Image 2 (cat.png)`, as the member reads it."""
-        return f"Image {self.position} ({self.filename})"
+        """`Image 2 (cat.png)`, as the member reads it in the locale in force."""
+        return t("refuse.image_name", position=str(self.position), filename=self.filename)
+
+    @property
+    def named(self) -> Localized:
+        """The name as a message parameter, written when the message is read."""
+        return Localized(lambda: self.name)
 
 
 @dataclass(frozen=True)
@@ -61,35 +67,40 @@ class PreparedImage:
 def check_metadata(source: SourceImage) -> None:
     """What can be refused from the attachment's description alone, before downloading it."""
     if source.content_type is not None and not source.content_type.startswith("image/"):
-        raise InvalidRequest(f"{source.name} isn't an image. Attach a JPEG, PNG, WEBP, BMP, TIFF or GIF.")
+        raise InvalidRequest(N_("refuse.input_not_image"), name=source.named)
     if source.size > MAX_BYTES:
-        raise InvalidRequest(f"{source.name} is {source.size / 1024 / 1024:.1f} MB; the limit is 10 MB per image.")
+        raise InvalidRequest(N_("refuse.input_too_big"), name=source.named, mb=f"{source.size / 1024 / 1024:.1f}")
 
 
 def prepare(source: SourceImage, data: bytes) -> PreparedImage:
     """Check `data` against the rules; return it as a data URI (the same bytes when they comply)."""
     if len(data) > MAX_BYTES:
-        raise InvalidRequest(f"{source.name} is {len(data) / 1024 / 1024:.1f} MB; the limit is 10 MB per image.")
+        raise InvalidRequest(N_("refuse.input_too_big"), name=source.named, mb=f"{len(data) / 1024 / 1024:.1f}")
     try:
         image = Image.open(io.BytesIO(data))
         kind = image.format or ""
         width, height = image.size
         frames = int(getattr(image, "n_frames", 1))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidRequest(f"{source.name} isn't an image I can read. Attach a JPEG, PNG or WEBP.") from None
+        raise InvalidRequest(N_("refuse.input_unreadable_image"), name=source.named) from None
     if kind not in ACCEPTED:
-        raise InvalidRequest(
-            f"{source.name} is in {kind or 'an unknown'} format; edits take JPEG, PNG, WEBP, BMP, TIFF or GIF."
-        )
+        if kind:
+            raise InvalidRequest(N_("refuse.input_format"), name=source.named, format=kind)
+        raise InvalidRequest(N_("refuse.input_format_unknown"), name=source.named)
     if min(width, height) < MIN_SIDE:
-        raise InvalidRequest(f"{source.name} is {width}×{height}; each side must be at least {MIN_SIDE} pixels.")
+        raise InvalidRequest(
+            N_("refuse.input_too_small"), name=source.named, size=f"{width}×{height}", min=str(MIN_SIDE)
+        )
     scale = min(1.0, MAX_SIDE / max(width, height))
     if scale == 1.0 and frames == 1:
         return PreparedImage(_data_uri(ACCEPTED[kind], data), width, height, original=True)
     if round(min(width, height) * scale) < MIN_SIDE:
         raise InvalidRequest(
-            f"{source.name} is {width}×{height}: too long and thin to fit {MAX_SIDE} pixels per side "
-            f"while keeping {MIN_SIDE} on the short side."
+            N_("refuse.input_too_thin"),
+            name=source.named,
+            size=f"{width}×{height}",
+            max=str(MAX_SIDE),
+            min=str(MIN_SIDE),
         )
     return _converted(source, image, scale, animated=frames > 1)
 
@@ -100,11 +111,11 @@ def _converted(source: SourceImage, image: Image.Image, scale: float, *, animate
     frame = image.convert("RGBA" if _has_alpha(image) else "RGB")
     notes = []
     if animated:
-        notes.append(f"{source.name} is animated: only its first frame is used.")
+        notes.append(t("service.input_animated", name=source.name))
     if scale < 1.0:
         size = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
         frame = frame.resize(size, Image.Resampling.LANCZOS)
-        notes.append(f"{source.name} was scaled down to {size[0]}×{size[1]} (the limit is {MAX_SIDE} per side).")
+        notes.append(t("service.input_scaled", name=source.name, size=f"{size[0]}×{size[1]}", max=str(MAX_SIDE)))
     buffer = io.BytesIO()
     frame.save(buffer, format="PNG", optimize=False, compress_level=6)
     mime = "image/png"

@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from bot.db.records import AuditEntry
-from bot.errors import BudgetExceeded
+from bot.errors import BudgetExceeded, Localized
+from bot.i18n import N_, money
 from bot.qwen.catalogue import Catalogue
 from bot.services.audit import AuditTrail
 
@@ -83,21 +85,22 @@ class BudgetService:
         """Raise BudgetExceeded, naming the cap and when it resets, if this request could pass one."""
         start, resets = month_bounds(self._clock())
         price = self._catalogue.price(model, self._region) * count
-        reset = f"<t:{int(resets)}:R> (the 1st of next month, UTC)"
+        reset = f"<t:{int(resets)}:R>"
         guild_budget = await self._repo.budget(guild_id)
         if guild_budget is not None:
             spent = self.cost(await self._repo.images_by_model(since=start, guild_id=guild_id))
             if spent + price > guild_budget + 1e-9:
                 raise BudgetExceeded(
-                    f"This server's monthly image budget of {dollars(guild_budget)} is used up "
-                    f"({dollars(spent)} spent, this request would cost about {dollars(price)}). It resets {reset}."
+                    N_("deny.budget.server"),
+                    budget=Localized(partial(money, guild_budget)),
+                    spent=Localized(partial(money, spent)),
+                    cost=Localized(partial(money, price)),
+                    time=reset,
                 )
         if self._global is not None:
             spent = self.cost(await self._repo.images_by_model(since=start))
             if spent + price > self._global + 1e-9:
-                raise BudgetExceeded(
-                    f"The bot's monthly image budget of {dollars(self._global)} is used up for now. It resets {reset}."
-                )
+                raise BudgetExceeded(N_("deny.budget.bot"), budget=Localized(partial(money, self._global)), time=reset)
             if spent + price >= WARN_AT * self._global and self._warned_month != start:
                 self._warned_month = start
                 log.warning(

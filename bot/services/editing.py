@@ -7,10 +7,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bot.db import GenerationRepository
 from bot.download import ImageDownloader
-from bot.errors import ImageFetchFailed, InvalidRequest, QwenImagineError, ServiceFailed
+from bot.errors import ImageFetchFailed, InvalidRequest, Localized, QwenImagineError, ServiceFailed
+from bot.i18n import N_
+from bot.i18n.formatting import joined
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT, GeneratedImage, GenerationParams, QwenImageClient
 from bot.qwen.catalogue import Catalogue, ModelSpec
 from bot.qwen.edit import MAX_INPUTS
@@ -70,25 +73,24 @@ class EditService:
         """Validate what a member asked for (the inputs by their description only: nothing is downloaded)."""
         spec = self._catalogue.get(model)
         if spec is None or spec.does != "edit":
-            raise InvalidRequest(f"{model} isn't an edit model.")
+            raise InvalidRequest(N_("refuse.not_edit_model"), model=model)
         prompt, negative = prompt.strip(), (negative_prompt or "").strip()
         if not prompt:
-            raise InvalidRequest("Please say how to change the image: the prompt can't be empty.")
+            raise InvalidRequest(N_("refuse.edit_prompt_empty"))
         if len(prompt) > PROMPT_LIMIT:
-            raise InvalidRequest(f"The prompt is {len(prompt)} characters long; the limit is {PROMPT_LIMIT}.")
+            raise InvalidRequest(N_("refuse.prompt_too_long"), length=len(prompt), limit=PROMPT_LIMIT)
         if len(negative) > NEGATIVE_PROMPT_LIMIT:
-            raise InvalidRequest(
-                f"The negative prompt is {len(negative)} characters long; the limit is {NEGATIVE_PROMPT_LIMIT}."
-            )
+            raise InvalidRequest(N_("refuse.negative_too_long"), length=len(negative), limit=NEGATIVE_PROMPT_LIMIT)
         if not 1 <= len(sources) <= MAX_INPUTS:
-            raise InvalidRequest(f"An edit starts from 1 to {MAX_INPUTS} images.")
+            raise InvalidRequest(N_("refuse.edit_inputs"), count=MAX_INPUTS)
         for source in sources:
             check_metadata(source)
         if not 1 <= count <= spec.max_images:
-            many = f"1 to {spec.max_images} images" if spec.max_images > 1 else "one image"
-            raise InvalidRequest(f"{model} makes {many} per request.")
+            if spec.max_images > 1:
+                raise InvalidRequest(N_("refuse.edit_count"), count=spec.max_images, model=model)
+            raise InvalidRequest(N_("refuse.edit_count_one"), model=model)
         if seed is not None and not 0 <= seed <= MAX_SEED:
-            raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+            raise InvalidRequest(N_("refuse.seed_range"), max=str(MAX_SEED))
         shown = AUTOMATIC_SIZE
         if size:
             shown = _chosen_size(size, spec)
@@ -120,7 +122,7 @@ class EditService:
                 data = await self._attachments.fetch_bytes(source.url, MAX_BYTES + 1)
             except ImageFetchFailed as error:
                 log.warning("could not read edit input %d: %s", source.position, error)
-                raise InvalidRequest(f"I couldn't read {source.name} from Discord. Please attach it again.") from None
+                raise InvalidRequest(N_("refuse.input_unreadable"), name=source.named) from None
             # Decoding and scaling take CPU time: off the event loop.
             prepared.append(await asyncio.to_thread(prepare, source, data))
         return tuple(prepared)
@@ -186,15 +188,16 @@ class EditService:
 def _chosen_size(value: str, spec: ModelSpec) -> ImageSize:
     """A `W*H` (or `WxH`) output size the model allows."""
     if not spec.size_settable:
-        raise InvalidRequest(f"{spec.name} picks the size itself: leave the size out.")
+        raise InvalidRequest(N_("refuse.size_automatic"), model=spec.name)
     width, sep, height = value.lower().replace("×", "*").replace("x", "*").partition("*")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
-        raise InvalidRequest(f"{value} isn't a size: write it as width*height, e.g. 1024*1536.")
+        raise InvalidRequest(N_("refuse.size_syntax"), size=value)
     w, h = int(width), int(height)
     if spec.fixed_sizes is not None and f"{w}*{h}" not in spec.fixed_sizes:
-        raise InvalidRequest(f"{spec.name} makes these sizes only: {', '.join(spec.fixed_sizes)}.")
+        sizes = Localized(partial(joined, spec.fixed_sizes, and_last=False))
+        raise InvalidRequest(N_("refuse.size_fixed"), model=spec.name, sizes=sizes)
     if spec.size_range is not None:
         low, high = spec.size_range
         if not (low <= w <= high and low <= h <= high):
-            raise InvalidRequest(f"Each side of a {spec.name} image must be {low} to {high} pixels.")
+            raise InvalidRequest(N_("refuse.size_range"), model=spec.name, low=str(low), high=str(high))
     return ImageSize(w, h, "Custom")

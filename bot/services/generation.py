@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from bot.db import GenerationRecord, GenerationRepository, NewGeneration, Status
 from bot.download import ImageDownloader, PngImage
@@ -18,10 +20,13 @@ from bot.errors import (
     GenerationUnavailable,
     Interrupted,
     InvalidRequest,
+    Localized,
     NotAllowed,
     QwenImagineError,
     UploadFailed,
 )
+from bot.i18n import N_
+from bot.i18n.formatting import joined
 from bot.lanes import CURRENT_LANE
 from bot.qwen import (
     MAX_SEED,
@@ -37,11 +42,8 @@ from bot.sizes import ImageSize, find_size
 
 log = logging.getLogger(__name__)
 
-MISSING_RECORD = "I can't find this image's details anymore."
-EDITED_IMAGE = (
-    "This image was edited from pictures the bot doesn't keep, so it can't be made again this way: "
-    "use **Edit** on it to change it further."
-)
+MISSING_RECORD = N_("error.details_gone")
+EDITED_IMAGE = N_("error.edited_image")
 #: Row ids are positive signed 64-bit integers (SQLite's rowid, PostgreSQL's bigint).
 MAX_ROW_ID = 2**63 - 1
 _ROW_ID_TEXT = re.compile(r"[1-9][0-9]{0,18}")
@@ -87,6 +89,14 @@ class GenerationRequest:
     count: int = 1
     #: The images an edit starts from (Image 1, 2, 3); empty for text to image.
     sources: tuple[SourceImage, ...] = ()
+    #: The member's and the server's Discord locale: what a message sent later without the
+    #: interaction (a channel fallback, a resume after a restart) is written in.
+    locale: str | None = None
+    guild_locale: str | None = None
+
+    def with_locales(self, locale: str | None, guild_locale: str | None) -> GenerationRequest:
+        """This request, remembering the member's and the server's locale."""
+        return dataclasses.replace(self, locale=locale, guild_locale=guild_locale)
 
     def to_new_generation(self) -> NewGeneration:
         """The usage-log row for this request."""
@@ -102,6 +112,8 @@ class GenerationRequest:
             negative_prompt=self.params.negative_prompt,
             parent_id=self.parent_id,
             inputs=len(self.sources),
+            locale=self.locale,
+            guild_locale=self.guild_locale,
         )
 
 
@@ -174,19 +186,17 @@ class GenerationService:
         prompt = prompt.strip()
         negative = (negative_prompt or "").strip()
         if not prompt:
-            raise InvalidRequest("Please describe the image you want: the prompt can't be empty.")
+            raise InvalidRequest(N_("refuse.prompt_empty"))
         if len(prompt) > PROMPT_LIMIT:
-            raise InvalidRequest(f"The prompt is {len(prompt)} characters long; the limit is {PROMPT_LIMIT}.")
+            raise InvalidRequest(N_("refuse.prompt_too_long"), length=len(prompt), limit=PROMPT_LIMIT)
         if len(negative) > NEGATIVE_PROMPT_LIMIT:
-            raise InvalidRequest(
-                f"The negative prompt is {len(negative)} characters long; the limit is {NEGATIVE_PROMPT_LIMIT}."
-            )
+            raise InvalidRequest(N_("refuse.negative_too_long"), length=len(negative), limit=NEGATIVE_PROMPT_LIMIT)
         chosen = find_size(self.sizes, size or self._default_size)
         if chosen is None:
-            names = ", ".join(s.value for s in self.sizes)
-            raise InvalidRequest(f"{size} isn't a size this bot offers. Pick one of: {names}.")
+            names = Localized(partial(joined, [s.value for s in self.sizes], and_last=False))
+            raise InvalidRequest(N_("refuse.unknown_size"), size=str(size), names=names)
         if seed is not None and not 0 <= seed <= MAX_SEED:
-            raise InvalidRequest(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+            raise InvalidRequest(N_("refuse.seed_range"), max=str(MAX_SEED))
         params = GenerationParams(
             model=model or self._model,
             prompt=prompt,
@@ -300,10 +310,7 @@ class GenerationService:
         if record.inputs:
             raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
-            raise GenerationUnavailable(
-                "This image is older than the server's retention period: its prompt has been deleted, "
-                "so it can't be remixed or rerolled."
-            )
+            raise GenerationUnavailable(N_("error.prompt_deleted"))
         return record
 
     async def find_by_message(self, message_id: int) -> GenerationRecord | None:
@@ -348,7 +355,7 @@ class GenerationService:
             await self._generations.mark_queued([generation_id])
             return Interrupted()
         await asyncio.shield(self._generations.mark_undelivered(generation_id, error_code=Interrupted.code))
-        return UploadFailed(Interrupted.code, "the bot restarted before it could be posted. Please ask again.")
+        return UploadFailed(Interrupted.code, N_("error.upload.restarted"))
 
     async def abandon(self, generation_id: int, code: str) -> None:
         """Give up on a generation: failed, so it is not counted against any limit."""
@@ -366,13 +373,11 @@ class GenerationService:
         """`record`'s request again, same seed and options, as a new generation; only the member who
         asked for it may (`record` comes from `generation_for`, so it is of the interaction's server)."""
         if record.member_id != member_id:
-            raise NotAllowed(f"Only <@{record.member_id}> can retry this image; use /imagine to make your own.")
+            raise NotAllowed(N_("refuse.retry_not_yours"), member=f"<@{record.member_id}>")
         if record.inputs:
             raise GenerationUnavailable(EDITED_IMAGE)
         if record.prompt is None:
-            raise GenerationUnavailable(
-                "This request is older than the server's retention period: its prompt has been deleted."
-            )
+            raise GenerationUnavailable(N_("error.request_prompt_deleted"))
         return self.request_again(record, channel_id=channel_id, member_id=member_id)
 
     def request_again(self, record: GenerationRecord, *, channel_id: int | None, member_id: int) -> GenerationRequest:
@@ -389,4 +394,4 @@ class GenerationService:
             prompt_extend=record.prompt_extend,
             parent_id=record.parent_id,
             model=record.model,
-        )
+        ).with_locales(record.locale, record.guild_locale)

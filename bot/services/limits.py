@@ -5,10 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from bot.db.records import AuditEntry, Denial, DenialKind, LimitsRepository, QueueCaps, Status, WindowUse
-from bot.errors import InvalidRequest, LimitDenied
-from bot.limits import Limit, RoleLimit, Scope, SourcedLimit, Window, effective_limits, limits_for_member
+from bot.errors import InvalidRequest, LimitDenied, Localized
+from bot.i18n import N_, t
+from bot.limits import (
+    WINDOW_NAMES,
+    Limit,
+    RoleLimit,
+    Scope,
+    SourcedLimit,
+    Window,
+    effective_limits,
+    limits_for_member,
+)
 from bot.services.audit import AuditTrail
 from bot.services.generation import GenerationRequest
 
@@ -18,26 +29,30 @@ def discord_time(unix: float) -> str:
     return f"<t:{int(unix + 0.999)}:R>"
 
 
-def denial_message(denial: Denial) -> str:
-    """What a member reads when a request is refused."""
+def refusal_for(denial: Denial) -> LimitDenied:
+    """The refusal a member reads when a request is refused."""
     if denial.kind is DenialKind.BLOCKED:
-        return "A moderator has paused image generation for you in this server."
+        return LimitDenied(N_("deny.blocked"))
     if denial.kind is DenialKind.MEMBER_QUEUE:
-        return (
-            f"You already have {denial.cap} images waiting or in progress. "
-            "Please wait for one to finish before asking for another."
-        )
+        return LimitDenied(N_("deny.member_queue"), count=denial.cap)
     if denial.kind is DenialKind.SERVER_QUEUE:
-        return f"This server already has {denial.cap} images waiting. Please try again in a few minutes."
+        return LimitDenied(N_("deny.server_queue"), count=denial.cap)
     limit = denial.limit
     assert limit is not None
+    window = Localized(partial(t, WINDOW_NAMES[limit.window]))
     if limit.max_count == 0:
-        who = "for members" if limit.scope is Scope.MEMBER else "in this server"
-        return f"Image generation is turned off {who} here (limit: 0 per {limit.window.value})."
-    when = f" The next image is allowed {discord_time(denial.retry_at)}." if denial.retry_at else ""
+        if limit.scope is Scope.MEMBER:
+            return LimitDenied(N_("deny.turned_off.members"), window=window)
+        return LimitDenied(N_("deny.turned_off.server"), window=window)
+    described = Localized(limit.describe)
+    if denial.retry_at:
+        when = discord_time(denial.retry_at)
+        if limit.scope is Scope.MEMBER:
+            return LimitDenied(N_("deny.member_limit_until"), limit=described, time=when)
+        return LimitDenied(N_("deny.server_limit_until"), limit=described, time=when)
     if limit.scope is Scope.MEMBER:
-        return f"You've reached this server's limit of {limit.describe()}.{when}"
-    return f"This server has reached its limit of {limit.describe()}.{when}"
+        return LimitDenied(N_("deny.member_limit"), limit=described)
+    return LimitDenied(N_("deny.server_limit"), limit=described)
 
 
 @dataclass(frozen=True)
@@ -91,9 +106,7 @@ class LimitsService:
         limits = tuple(s.limit for s in await self.for_member(request.guild_id, role_ids))
         too_small = next((limit for limit in limits if 0 < limit.max_count < request.count), None)
         if too_small is not None:
-            raise LimitDenied(
-                f"You asked for {request.count} images, more than this server's limit of {too_small.describe()}."
-            )
+            raise LimitDenied(N_("deny.more_than_limit"), count=request.count, limit=Localized(too_small.describe))
         admission = await self._repo.admit(
             request.to_new_generation(),
             limits,
@@ -103,7 +116,7 @@ class LimitsService:
             count=request.count,
         )
         if admission.denial is not None:
-            raise LimitDenied(denial_message(admission.denial))
+            raise refusal_for(admission.denial)
         return admission.generation_ids or (admission.generation_id,)
 
     async def set_limit(
@@ -123,7 +136,7 @@ class LimitsService:
     ) -> AuditEntry | None:
         """Set a role's value for a member window, or (max_count None) remove it."""
         if scope is not Scope.MEMBER:
-            raise InvalidRequest("Role limits apply to member windows only: use scope member with a role.")
+            raise InvalidRequest(N_("refuse.role_limit_scope"))
         roles = await self._repo.role_limits(guild_id)
         before = next((str(r.max_count) for r in roles if r.role_id == role_id and r.window is window), None)
         if max_count is None:

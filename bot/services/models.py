@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from bot.db.records import AuditEntry
-from bot.errors import InvalidRequest, NotAllowed
+from bot.errors import InvalidRequest, Localized, NotAllowed
+from bot.i18n import N_, t
+from bot.i18n.formatting import joined
 from bot.qwen.catalogue import Catalogue, ModelSpec
 from bot.services.audit import AuditTrail
 
@@ -46,11 +49,15 @@ class ModelService:
         """The enabled models of a kind, in the operator's order."""
         return tuple(name for name in self._enabled if self.catalogue.models[name].does == kind)
 
+    def _options(self, kind: str) -> Localized:
+        """The enabled models of a kind, listed in the locale in force when the message is read."""
+        return Localized(partial(joined, self.enabled(kind), and_last=False))
+
     def spec(self, name: str) -> ModelSpec:
         """The catalogue entry of an enabled (or once enabled) model."""
         spec = self.catalogue.get(name)
         if spec is None:
-            raise InvalidRequest(f"{name} isn't a model this bot knows.")
+            raise InvalidRequest(N_("refuse.unknown_model"), model=name)
         return spec
 
     async def current(self, guild_id: int, kind: str) -> str:
@@ -63,7 +70,7 @@ class ModelService:
         if requested is None:
             return await self.current(guild_id, kind)
         if requested not in self.enabled(kind):
-            raise InvalidRequest(f"{requested} isn't enabled here. Pick one of: {', '.join(self.enabled(kind))}.")
+            raise InvalidRequest(N_("refuse.model_not_enabled"), model=requested, options=self._options(kind))
         return requested
 
     async def reuse(self, guild_id: int, kind: str, model: str) -> tuple[str, str | None]:
@@ -72,17 +79,17 @@ class ModelService:
         if model in self.enabled(kind):
             return model, None
         current = await self.current(guild_id, kind)
-        return current, f"{model} is no longer enabled, so this image was made with {current}."
+        return current, t("service.model_replaced", old=model, new=current)
 
     async def choose(
         self, guild_id: int, kind: str, model: str, *, actor_id: int
     ) -> tuple[str, str, AuditEntry | None]:
         """Set the server's model of a kind; return (old, new, the audit entry, None if nothing changed)."""
         if kind not in KINDS:
-            raise InvalidRequest("Choose the text-to-image or the edit model.")
+            raise InvalidRequest(N_("refuse.model_kind"))
         if model not in self.enabled(kind):
-            options = ", ".join(self.enabled(kind))
-            raise NotAllowed(f"{model} isn't an enabled {KINDS[kind]} model. The enabled ones: {options}.")
+            key = N_("refuse.model_not_enabled.text") if kind == "text" else N_("refuse.model_not_enabled.edit")
+            raise NotAllowed(key, model=model, options=self._options(kind))
         old = await self.current(guild_id, kind)
         await self._repo.choose_model(guild_id, kind, model)
         entry = await self._audit.record(guild_id, actor_id, f"model.{kind}", old, model)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bot.db.records import AuditEntry, ModerationRepository
 from bot.errors import BlockedWordUsed, InvalidRequest, WrongChannel
+from bot.i18n import N_
 from bot.services.audit import AuditTrail
 from bot.services.generation import GenerationRequest
 from bot.services.words import MAX_WORDS, InvalidWord, clean_entry, find_blocked
@@ -96,13 +97,13 @@ class SettingsService:
         try:
             entry = clean_entry(raw)
         except InvalidWord as error:
-            raise InvalidRequest(str(error)) from None
+            raise InvalidRequest(error.message_key, **error.params) from None
         if entry in await self._repo.blocked_words(guild_id):
             return entry, None
         if not await self._repo.add_word(guild_id, entry, by=by, at=self._clock(), max_words=MAX_WORDS):
             if entry in await self._repo.blocked_words(guild_id):
                 return entry, None
-            raise InvalidRequest(f"This server already blocks {MAX_WORDS} entries, the most it can. Remove one first.")
+            raise InvalidRequest(N_("refuse.word.list_full"), count=MAX_WORDS)
         return entry, await self.audit.record(guild_id, by, "blocked word", None, entry)
 
     async def remove_word(self, guild_id: int, raw: str, *, by: int) -> tuple[str, AuditEntry | None]:
@@ -110,7 +111,7 @@ class SettingsService:
         try:
             entry = clean_entry(raw)
         except InvalidWord as error:
-            raise InvalidRequest(str(error)) from None
+            raise InvalidRequest(error.message_key, **error.params) from None
         if not await self._repo.remove_word(guild_id, entry):
             return entry, None
         return entry, await self.audit.record(guild_id, by, "blocked word", entry, None)

@@ -12,6 +12,9 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from bot.i18n import ENGLISH, N_, speaking, t
 
 MAX_WORDS = 500
 MAX_WORD_LENGTH = 100
@@ -35,7 +38,13 @@ _UNSPACED = (
 
 
 class InvalidWord(ValueError):
-    """An entry that cannot be added; its message says why, for the moderator."""
+    """An entry that cannot be added; its message (a key and its parameters) says why, for the moderator."""
+
+    def __init__(self, message_key: str, /, **params: object) -> None:
+        self.message_key = message_key
+        self.params: dict[str, Any] = params
+        with speaking(ENGLISH):
+            super().__init__(t(message_key, **params))
 
 
 @dataclass(frozen=True)
@@ -56,13 +65,13 @@ def clean_entry(raw: str) -> str:
     """The stored form of a moderator's entry, or InvalidWord saying what is wrong with it."""
     entry = normalise(raw)
     if not entry:
-        raise InvalidWord("That entry is empty. Give a word or phrase to block.")
+        raise InvalidWord(N_("refuse.word.empty"))
     if len(entry) > MAX_WORD_LENGTH:
-        raise InvalidWord(f"That entry is {len(entry)} characters long; entries are at most {MAX_WORD_LENGTH}.")
+        raise InvalidWord(N_("refuse.word.too_long"), length=len(entry), limit=MAX_WORD_LENGTH)
     if not any(ch.isalnum() for ch in entry):
-        raise InvalidWord("An entry needs at least one letter or digit.")
+        raise InvalidWord(N_("refuse.word.no_letters"))
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in entry):
-        raise InvalidWord("That entry contains invisible control characters.")
+        raise InvalidWord(N_("refuse.word.control_characters"))
     return entry
 
 

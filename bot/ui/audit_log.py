@@ -8,17 +8,19 @@ from typing import Any
 import discord
 
 from bot.db.records import AuditEntry
+from bot.i18n import speaking, t
 from bot.services import Services
-from bot.ui.replies import NO_MENTIONS
+from bot.ui.replies import NO_MENTIONS, server_locale
 
 log = logging.getLogger(__name__)
 
 
 def audit_line(entry: AuditEntry) -> str:
     """`<t:..:f> @actor changed **setting**: old → new` (sent with mentions disabled)."""
-    old = entry.old_value if entry.old_value is not None else "none"
-    new = entry.new_value if entry.new_value is not None else "none"
-    return f"<t:{int(entry.at)}:f> <@{entry.actor_id}> changed **{entry.setting}**: {old} → {new}"
+    old = entry.old_value if entry.old_value is not None else t("audit.none")
+    new = entry.new_value if entry.new_value is not None else t("audit.none")
+    at, actor = f"<t:{int(entry.at)}:f>", f"<@{entry.actor_id}>"
+    return t("audit.changed", at=at, actor=actor, setting=entry.setting, old=old, new=new)
 
 
 async def announce(
@@ -32,7 +34,9 @@ async def announce(
     if channel_id is None:
         return
     channel = interaction.client.get_partial_messageable(channel_id, guild_id=entry.guild_id)
+    with speaking(server_locale(interaction)):  # the log channel is the server's: its language
+        line = audit_line(entry)[:2000]
     try:
-        await channel.send(audit_line(entry)[:2000], allowed_mentions=NO_MENTIONS)
+        await channel.send(line, allowed_mentions=NO_MENTIONS)
     except discord.HTTPException as exc:
         log.warning("could not post settings change %s in log channel %s: %s", entry.id, channel_id, exc.status)

@@ -9,9 +9,10 @@ import aiohttp
 import discord
 
 from bot.errors import UploadFailed
+from bot.i18n import N_
 from bot.services import Services
 from bot.ui.presentation import failure_text
-from bot.ui.replies import Embeds, Files, describe, reply, tell
+from bot.ui.replies import Files, Redraft, describe, reply, tell
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +30,24 @@ def upload_failure(error: BaseException | None) -> UploadFailed:
     """What the member reads, and the usage log's code, for an image that was made but not posted
     (`error` None: there was nowhere left to post it)."""
     if error is None:
-        return UploadFailed("UploadFailed:NoChannel", "the request expired and I have nowhere left to post it.")
+        return UploadFailed("UploadFailed:NoChannel", N_("error.upload.no_channel"))
     if isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
-        return UploadFailed(
-            "UploadFailed:Network", "the connection to Discord broke while I was posting it. Please try again."
-        )
+        return UploadFailed("UploadFailed:Network", N_("error.upload.network"))
     if not isinstance(error, discord.HTTPException):
-        return UploadFailed("UploadFailed:Error", "something went wrong on the bot's side while posting it.")
+        return UploadFailed("UploadFailed:Error", N_("error.upload.bot_side"))
     code = f"UploadFailed:{error.code or error.status}"
     if error.status == 413 or error.code == _TOO_LARGE:
-        reason = "it is larger than this channel's upload limit, so I couldn't post it."
+        reason = N_("error.upload.too_large")
     elif error.code in (_MISSING_PERMISSIONS, _MISSING_ACCESS):
-        reason = (
-            "I couldn't post it here: I'm missing a permission in this channel (I need Send Messages, "
-            "Attach Files and Embed Links). Ask a moderator to check my permissions here."
-        )
+        reason = N_("error.upload.missing_permission")
     elif error.code == _ARCHIVED_THREAD:
-        reason = "this thread is archived, so I couldn't post it."
+        reason = N_("error.upload.archived_thread")
     elif error.code == _UNKNOWN_CHANNEL:
-        reason = "this channel is gone, so I couldn't post it."
+        reason = N_("error.upload.unknown_channel")
     elif error.status >= 500:
-        reason = "Discord wouldn't take the upload just now. Please try again in a minute."
+        reason = N_("error.upload.discord_unavailable")
     else:
-        reason = "Discord refused to post it."
+        reason = N_("error.upload.refused")
     return UploadFailed(code, reason)
 
 
@@ -68,18 +64,20 @@ async def deliver_result(
     services: Services,
     generation_id: int,
     *,
-    content: str | None,
-    embed: Embeds,
+    compose: Redraft,
     file: Files,
-    view: discord.ui.View,
     also: tuple[int, ...] = (),
 ) -> None:
-    """Post a made image for `interaction` (its message, else its channel), remember where; if Discord
-    won't take it, record it undelivered and tell the member wherever still possible. `also`: the other
-    images of the same message (an edit with several results), recorded the same way."""
+    """Post a made image for `interaction` (its message, in the member's language, else its channel, in
+    the server's: `compose` writes the text, embeds and buttons in the locale in force), remember where;
+    if Discord won't take it, record it undelivered and tell the member wherever still possible. `also`:
+    the other images of the same message (an edit with several results), recorded the same way."""
     error: BaseException | None = None
     try:
-        message = await reply(interaction, content=content, embed=embed, file=file, view=view)
+        draft = compose()
+        message = await reply(
+            interaction, content=draft.content, embed=draft.embed, file=file, view=draft.view, redraft=compose
+        )
     except Exception as exc:
         if not isinstance(exc, SEND_ERRORS):
             log.error("unexpected error posting generation %d", generation_id, exc_info=exc)
@@ -88,7 +86,7 @@ async def deliver_result(
         failure = await record_undelivered(services, generation_id, error)
         for other in also:
             await record_undelivered(services, other, error)
-        await tell(interaction, failure_text(failure.user_message))
+        await tell(interaction, lambda: failure_text(failure.user_message))
         return
     for shown in (generation_id, *also):
         await services.generation.remember_message(shown, channel_id=message.channel.id, message_id=message.id)

@@ -10,13 +10,14 @@ from typing import Any
 import discord
 
 from bot.errors import OutcomeUnknown, QwenImagineError
+from bot.i18n import N_, t
 from bot.services import Services
 from bot.services.generation import GenerationRequest, GenerationResult, parse_generation_id
 from bot.services.jobs import Job
 from bot.ui.delivery import deliver_result
 from bot.ui.presentation import clip, failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
-from bot.ui.replies import tell
+from bot.ui.replies import Draft, server_locale, tell
 from bot.ui.results import (
     RESULT_ACTION_EVENT,
     Credit,
@@ -29,12 +30,14 @@ from bot.ui.results import (
 
 log = logging.getLogger(__name__)
 
-EDIT_OUTCOME_UNKNOWN = (
-    "The image service stopped answering while making your edit; it may have been made and billed, but I "
-    "never received it. Run the edit again if you still want it."
+EDIT_OUTCOME_UNKNOWN = N_("editui.outcome_unknown")
+#: The actions each image of a several-image result offers in its menu (with their entry's message key).
+PICK_ACTIONS = (
+    ("edit", N_("editui.pick_edit")),
+    ("remix", N_("editui.pick_remix")),
+    ("reroll", N_("editui.pick_reroll")),
+    ("details", N_("editui.pick_details")),
 )
-#: The actions each image of a several-image result offers in its menu.
-PICK_ACTIONS = (("edit", "Edit"), ("remix", "Remix"), ("reroll", "Reroll"), ("details", "Details"))
 
 
 class ImagePicker(
@@ -46,14 +49,14 @@ class ImagePicker(
 
     def __init__(self, generation_ids: tuple[int, ...]) -> None:
         options = [
-            discord.SelectOption(label=f"{label} image {n}", value=f"{action}:{generation_id}")
+            discord.SelectOption(label=t(label, n=n), value=f"{action}:{generation_id}")
             for n, generation_id in enumerate(generation_ids, start=1)
             for action, label in PICK_ACTIONS
         ]
         super().__init__(
             discord.ui.Select(
                 custom_id=f"qi:pick:{','.join(str(i) for i in generation_ids)}",
-                placeholder="Edit, remix, reroll or see the details of one image…",
+                placeholder=t("editui.pick_placeholder"),
                 options=options[:25],
             )
         )
@@ -97,6 +100,7 @@ async def edit_and_deliver(
     editing = services.editing
     assert editing is not None
     scheduler = services.scheduler
+    request = request.with_locales(interaction.locale.value, server_locale(interaction))
     async with scheduler.delivering():
         origin = await refuse_what_cannot_be_done_here(interaction, services, request)
         ids = await services.limits.admit_images(request, origin.role_ids)
@@ -122,7 +126,7 @@ async def edit_and_deliver(
         except OutcomeUnknown as error:
             # No Retry button: the inputs are not kept, so the member asks again with them.
             await asyncio.shield(editing.fail(ids, error.code))
-            await tell(interaction, failure_text(EDIT_OUTCOME_UNKNOWN))
+            await tell(interaction, lambda: failure_text(t(EDIT_OUTCOME_UNKNOWN)))
             return
         except QwenImagineError as error:
             await asyncio.shield(editing.fail(ids, error.code))
@@ -141,17 +145,19 @@ async def _post(
     credit: Credit | None,
     notes: list[str],
 ) -> None:
-    lines = ([credit.line()] if credit else []) + notes
-    if len(results) > 1:
-        lines.append("Seeds: " + ", ".join(f"{n}: `{r.image_seed}`" for n, r in enumerate(results, start=1)))
     ids = tuple(result.generation_id for result in results)
+
+    def compose() -> Draft:
+        lines = ([credit.line()] if credit else []) + notes
+        if len(results) > 1:
+            seeds = ", ".join(f"{n}: `{r.image_seed}`" for n, r in enumerate(results, start=1))
+            lines.append(t("editui.seeds", seeds=seeds))
+        return Draft(
+            content=clip("\n".join(lines), 2000) if lines else None,
+            embed=[result_embed(result, interaction.user) for result in results],
+            view=results_view(ids),
+        )
+
     await deliver_result(
-        interaction,
-        services,
-        ids[0],
-        content=clip("\n".join(lines), 2000) if lines else None,
-        embed=[result_embed(result, interaction.user) for result in results],
-        file=lambda: [result_file(result) for result in results],
-        view=results_view(ids),
-        also=ids[1:],
+        interaction, services, ids[0], compose=compose, file=lambda: [result_file(r) for r in results], also=ids[1:]
     )

@@ -7,6 +7,7 @@ import io
 import discord
 
 from bot.db import GenerationRecord
+from bot.i18n import t, tn
 from bot.services.generation import GenerationResult
 
 EMBED_COLOUR = discord.Colour(0x615CED)
@@ -32,7 +33,12 @@ def user_text(text: str, limit: int) -> str:
 
 def on_off(flag: bool) -> str:
     """`On` or `Off`."""
-    return "On" if flag else "Off"
+    return t("result.on") if flag else t("result.off")
+
+
+def dimensions(size: str) -> str:
+    """`1328×1328` from the API's `1328*1328`: the same in every language."""
+    return size.replace("*", "×")
 
 
 def result_embed(result: GenerationResult, requester: discord.abc.User | None) -> discord.Embed:
@@ -43,20 +49,24 @@ def result_embed(result: GenerationResult, requester: discord.abc.User | None) -
         colour=EMBED_COLOUR,
     )
     if requester is not None:
-        verb = "edited" if result.request.sources else "imagined"
-        embed.set_author(name=clip(f"{requester.display_name} {verb}", 256), icon_url=requester.display_avatar.url)
+        name = requester.display_name
+        author = t("result.author_edited", name=name) if result.request.sources else t("result.author", name=name)
+        embed.set_author(name=clip(author, 256), icon_url=requester.display_avatar.url)
     if params.negative_prompt:
-        embed.add_field(name="Negative prompt", value=user_text(params.negative_prompt, FIELD_LIMIT), inline=False)
-    embed.add_field(name="Size", value=result.request.size.choice_name)
-    seed_note = " (random)" if result.request.seed_was_random else ""
+        embed.add_field(
+            name=t("result.negative_prompt"), value=user_text(params.negative_prompt, FIELD_LIMIT), inline=False
+        )
+    embed.add_field(name=t("result.size"), value=dimensions(result.request.size.value))
     seed = result.image_seed
-    embed.add_field(name="Seed", value=f"`{seed}`{seed_note}")
-    embed.add_field(name="Model", value=params.model)
-    embed.add_field(name="Prompt rewriting", value=on_off(params.prompt_extend))
+    shown_seed = t("result.seed_random", seed=seed) if result.request.seed_was_random else f"`{seed}`"
+    embed.add_field(name=t("result.seed"), value=shown_seed)
+    embed.add_field(name=t("result.model"), value=params.model)
+    embed.add_field(name=t("result.prompt_extend"), value=on_off(params.prompt_extend))
     embed.set_image(url=f"attachment://{result.filename}")
     if result.request.sources:
-        embed.add_field(name="Edited from", value=f"{len(result.request.sources)} image(s)")
-    embed.set_footer(text=f"Requested by {requester.name} · seed {seed}" if requester else f"Seed {seed}")
+        embed.add_field(name=t("result.edited_from"), value=tn("result.inputs", len(result.request.sources)))
+    footer = t("result.footer", name=requester.name, seed=seed) if requester else t("result.footer_seed", seed=seed)
+    embed.set_footer(text=footer)
     return embed
 
 
@@ -89,33 +99,38 @@ def imagine_command_line(record: GenerationRecord) -> str:
 def details_embed(record: GenerationRecord, lineage: list[GenerationRecord]) -> discord.Embed:
     """Everything needed to reproduce a generation, and where it came from."""
     if record.prompt is None:
-        description = "*The prompt was deleted after the server's retention period.*"
+        description = t("details.prompt_deleted")
     else:
         command = clip(imagine_command_line(record), 1900)
-        description = f"**Prompt**\n{user_text(record.prompt, 1800)}\n\n**Reproduce with**\n```\n{command}\n```"
+        description = t("details.description", prompt=user_text(record.prompt, 1800), command=command)
         if record.inputs:
-            description += f"\nwith the same {record.inputs} input image(s), which the bot doesn't keep."
-    embed = discord.Embed(title=f"Image #{record.id}", description=description, colour=EMBED_COLOUR)
+            description += "\n" + tn("details.inputs", record.inputs)
+    embed = discord.Embed(title=t("details.title", id=record.id), description=description, colour=EMBED_COLOUR)
     if record.negative_prompt:
-        embed.add_field(name="Negative prompt", value=user_text(record.negative_prompt, FIELD_LIMIT), inline=False)
-    embed.add_field(name="Size", value=record.size.replace("*", "×") or "as the input")
-    embed.add_field(name="Seed", value=f"`{record.seed}`")
-    embed.add_field(name="Model", value=record.model)
-    embed.add_field(name="Prompt rewriting", value=on_off(record.prompt_extend))
-    embed.add_field(name="Requested", value=f"<t:{int(record.requested_at)}:f> by <@{record.member_id}>")
+        embed.add_field(
+            name=t("result.negative_prompt"), value=user_text(record.negative_prompt, FIELD_LIMIT), inline=False
+        )
+    embed.add_field(name=t("result.size"), value=dimensions(record.size) or t("details.size_of_input"))
+    embed.add_field(name=t("result.seed"), value=f"`{record.seed}`")
+    embed.add_field(name=t("result.model"), value=record.model)
+    embed.add_field(name=t("result.prompt_extend"), value=on_off(record.prompt_extend))
+    at, member = f"<t:{int(record.requested_at)}:f>", f"<@{record.member_id}>"
+    embed.add_field(name=t("details.requested"), value=t("details.requested_by", at=at, member=member))
     if lineage:
         steps = [
-            f"#{parent.id} by <@{parent.member_id}>"
+            t("details.step", id=parent.id, member=mention(parent.member_id))
             + (f" ({link})" if (link := jump_url(parent.guild_id, parent.channel_id, parent.message_id)) else "")
             for parent in lineage
         ]
-        label = "Edited from" if record.inputs else "Remixed from"
+        label = t("result.edited_from") if record.inputs else t("details.remixed_from")
         embed.add_field(name=label, value=clip(" ← ".join(steps), FIELD_LIMIT), inline=False)
-    note = "The same seed with the same options gives a consistent image, not an identical one."
-    if record.prompt_extend:
-        note += " Prompt rewriting was on: the service rewrites the prompt on every run, so results vary more."
-    embed.set_footer(text=note)
+    embed.set_footer(text=t("details.note_prompt_extend") if record.prompt_extend else t("details.note"))
     return embed
+
+
+def mention(member_id: int) -> str:
+    """`<@id>`: a member as Discord shows them."""
+    return f"<@{member_id}>"
 
 
 def jump_url(guild_id: int | None, channel_id: int | None, message_id: int | None) -> str | None:

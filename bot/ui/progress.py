@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 
+from bot.i18n import current_locale, number, speaking, t, tn
 from bot.services.jobs import QueuePosition
 
 log = logging.getLogger(__name__)
@@ -18,19 +19,21 @@ log = logging.getLogger(__name__)
 def describe_wait(seconds: float) -> str:
     """`in about 40 s`, `in about 3 min`."""
     if seconds < 90:
-        return f"in about {max(5, round(seconds / 5) * 5)} s"
-    return f"in about {round(seconds / 60)} min"
+        return t("progress.wait_seconds", seconds=number(max(5, round(seconds / 5) * 5)))
+    return t("progress.wait_minutes", minutes=number(round(seconds / 60)))
 
 
 def queue_text(position: QueuePosition) -> str:
     """What a waiting member reads."""
+    wait = describe_wait(position.eta_seconds)
     if position.ahead == 0:
-        return f"⏳ You're next in the queue: your image starts {describe_wait(position.eta_seconds)}."
-    noun = "image" if position.ahead == 1 else "images"
-    return f"⏳ In the queue: {position.ahead} {noun} ahead of you. Yours starts {describe_wait(position.eta_seconds)}."
+        return t("progress.next", wait=wait)
+    return tn("progress.queued", position.ahead, wait=wait)
 
 
-GENERATING_TEXT = "🎨 Generating your image…"
+def generating_text() -> str:
+    """What a member reads once their image is being made."""
+    return t("progress.generating")
 
 
 class InteractionProgress:
@@ -49,6 +52,8 @@ class InteractionProgress:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._interaction = interaction
+        # Reports come from the scheduler's tasks: they are written in the member's locale, in force here.
+        self._locale = current_locale()
         self._interval = interval
         self._clock = clock
         self._pending: str | None = None
@@ -59,11 +64,13 @@ class InteractionProgress:
         self._sending = False
 
     def queued(self, position: QueuePosition) -> None:
-        self._show(queue_text(position))
+        with speaking(self._locale):
+            self._show(queue_text(position))
 
     def started(self) -> None:
         if self._shown:
-            self._show(GENERATING_TEXT)
+            with speaking(self._locale):
+                self._show(generating_text())
         else:
             self._pending = None  # never shown a wait: the thinking indicator is enough
 

@@ -11,6 +11,7 @@ import discord
 
 from bot.db import GenerationRecord, Status
 from bot.errors import HandedOver, Interrupted, OutcomeUnknown, QwenImagineError, Restarting
+from bot.i18n import speaking, t
 from bot.services import Services
 from bot.services.jobs import Job
 from bot.services.scheduler import GraceOver
@@ -37,19 +38,23 @@ async def resume_unfinished(client: discord.Client, services: Services, records:
 
 
 async def _resume(client: discord.Client, services: Services, record: GenerationRecord) -> None:
+    # Nobody's interaction is behind these posts: they speak the server's language.
+    with speaking(record.guild_locale):
+        await _resume_in_channel(client, services, record)
+
+
+async def _resume_in_channel(client: discord.Client, services: Services, record: GenerationRecord) -> None:
     channel = client.get_partial_messageable(record.channel_id) if record.channel_id else None
     too_old = time.time() - record.requested_at > RESUME_WITHIN_SECONDS
     # An edit's input images are never stored, so an interrupted edit can't be made again.
     if channel is None or record.prompt is None or too_old or record.inputs:
         await services.generation.abandon(record.id, "Interrupted")
         if channel is not None:
+            when = f"<t:{int(record.requested_at)}:R>"
             await post_to_channel(
                 channel,
                 record.member_id,
-                content=failure_text(
-                    f"Your image from <t:{int(record.requested_at)}:R> couldn't be finished because the bot "
-                    "restarted. It doesn't count against your limits: please ask again."
-                ),
+                content=failure_text(t("recovery.interrupted", when=when)),
                 embed=None,
                 file=None,
             )
@@ -105,7 +110,7 @@ async def _resume(client: discord.Client, services: Services, record: Generation
                 ) or await send_to_channel(
                     channel,
                     record.member_id,
-                    content="here is the image you asked for before the bot restarted:",
+                    content=t("recovery.delivered"),
                     embed=result_embed(result, None),
                     file=lambda: result_file(result),
                     view=result_view(record.id),

@@ -9,6 +9,7 @@ import discord
 
 from bot.db import GenerationRecord
 from bot.errors import InvalidRequest
+from bot.i18n import t
 from bot.qwen import MAX_SEED, NEGATIVE_PROMPT_LIMIT, PROMPT_LIMIT
 from bot.sizes import ImageSize
 
@@ -67,17 +68,17 @@ def remix_form(record: GenerationRecord, sizes: tuple[ImageSize, ...]) -> discor
     Its submission is read from the custom_id and the submitted values alone (see
     `RemixCog.on_interaction`), so a form left open for an hour, or across a restart, still works;
     the library's copy of the modal only needs to live long enough to be sent."""
-    form = discord.ui.Modal(title="Remix image", timeout=60, custom_id=f"qi:remix-form:{record.id}")
+    form = discord.ui.Modal(title=t("remix.form_title"), timeout=60, custom_id=f"qi:remix-form:{record.id}")
     fields: list[discord.ui.TextInput[discord.ui.Modal]] = [
         discord.ui.TextInput(
-            label="Prompt",
+            label=t("remix.form_prompt"),
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
             default=record.prompt,
             max_length=PROMPT_LIMIT,
         ),
         discord.ui.TextInput(
-            label="Negative prompt",
+            label=t("remix.form_negative_prompt"),
             custom_id="negative_prompt",
             style=discord.TextStyle.paragraph,
             default=record.negative_prompt or None,
@@ -85,21 +86,21 @@ def remix_form(record: GenerationRecord, sizes: tuple[ImageSize, ...]) -> discor
             required=False,
         ),
         discord.ui.TextInput(
-            label="Seed (empty for a random one)",
+            label=t("remix.form_seed"),
             custom_id="seed",
             default=str(record.seed),
             max_length=10,
             required=False,
         ),
         discord.ui.TextInput(
-            label="Size (width*height)",
+            label=t("remix.form_size"),
             custom_id="size",
             default=record.size,
             max_length=40,
             placeholder=", ".join(s.value for s in sizes)[:100],
         ),
         discord.ui.TextInput(
-            label="Prompt rewriting (on or off)",
+            label=t("remix.form_prompt_extend"),
             custom_id="enhance",
             default="on" if record.prompt_extend else "off",
             max_length=5,

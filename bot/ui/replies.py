@@ -6,10 +6,13 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 import discord
+
+from bot.i18n import speaking
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,25 @@ MAX_RATE_LIMIT_WAIT = 30.0
 Embeds = discord.Embed | list[discord.Embed] | None
 #: Makes the message's file(s) afresh: a discord.File can be sent only once.
 Files = Callable[[], discord.File | list[discord.File]] | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message's text, embeds and buttons, as written in the locale in force."""
+
+    content: str | None = None
+    embed: Embeds = None
+    view: discord.ui.View | None = None
+
+
+#: Writes a message afresh in the locale in force: a message that falls back to the channel is
+#: written again in the server's language (the member's was used for the interaction).
+Redraft = Callable[[], Draft]
+
+
+def server_locale(interaction: discord.Interaction[Any]) -> str | None:
+    """The server's Discord locale, for what is posted in its channels without the interaction."""
+    return interaction.guild_locale.value if interaction.guild_locale is not None else None
 
 
 def _embeds(embed: Embeds) -> list[discord.Embed]:
@@ -128,6 +150,7 @@ async def reply(
     file: Files = None,
     view: discord.ui.View | None = None,
     ephemeral: bool = False,
+    redraft: Redraft | None = None,
 ) -> discord.Message | None:
     """Answer `interaction` and return the message (None if there is nowhere left to post it).
 
@@ -135,6 +158,7 @@ async def reply(
     message: that message is replaced (its visibility was fixed when it was deferred). Otherwise a
     followup. `file` is a factory because a discord.File can be sent only once and a retry or a
     fallback may need another. Mentions are disabled, except the requester's in a channel fallback.
+    `redraft` writes the message again for a channel fallback, in the server's language.
     Transient failures are tried again; whatever still fails is raised.
     """
     try:
@@ -184,6 +208,10 @@ async def reply(
     if not isinstance(channel, discord.abc.Messageable):
         log.warning("interaction %s expired and has no channel to post to", interaction.id)
         return None
+    if redraft is not None:
+        with speaking(server_locale(interaction)):
+            draft = redraft()
+        content, embed, view = draft.content, draft.embed, draft.view
     return await send_to_channel(channel, interaction.user.id, content=content, embed=embed, file=file, view=view)
 
 
@@ -228,16 +256,30 @@ async def post_to_channel(
         return None
 
 
-async def tell(interaction: discord.Interaction[Any], text: str, *, view: discord.ui.View | None = None) -> None:
-    """Best effort: tell the member through the interaction, else in its channel, else only the log."""
+async def tell(
+    interaction: discord.Interaction[Any],
+    text: str | Callable[[], str],
+    *,
+    view: discord.ui.View | Callable[[], discord.ui.View] | None = None,
+) -> None:
+    """Best effort: tell the member through the interaction, else in its channel, else only the log.
+    Given as functions, `text` and `view` are written again in the server's language for the channel."""
+
+    def redraft() -> Draft:
+        return Draft(content=text() if callable(text) else text, view=view() if callable(view) else view)
+
     try:
-        if await reply(interaction, content=text, view=view) is not None:
+        first = redraft()
+        if await reply(interaction, content=first.content, view=first.view, redraft=redraft) is not None:
             return
     except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
         log.info("could not answer interaction %s (%s); trying its channel", interaction.id, describe(error))
         channel = interaction.channel
-        if isinstance(channel, discord.abc.Messageable) and await post_to_channel(
-            channel, interaction.user.id, content=text, embed=None, file=None, view=view
-        ):
-            return
+        if isinstance(channel, discord.abc.Messageable):
+            with speaking(server_locale(interaction)):
+                notice = redraft()
+            if await post_to_channel(
+                channel, interaction.user.id, content=notice.content, embed=None, file=None, view=notice.view
+            ):
+                return
     log.warning("could not tell member %s about interaction %s", interaction.user.id, interaction.id)

@@ -20,6 +20,7 @@ from bot.errors import (
     Restarting,
     WrongChannel,
 )
+from bot.i18n import N_, t
 from bot.services import Services
 from bot.services.generation import GenerationRequest, parse_generation_id
 from bot.services.jobs import Job
@@ -30,18 +31,18 @@ from bot.ui.failures import report_error
 from bot.ui.permissions import missing_result_permissions, refusal_code
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.progress import InteractionProgress
-from bot.ui.replies import tell
+from bot.ui.replies import Draft, server_locale, tell
 from bot.ui.retry import retry_view
 
 log = logging.getLogger(__name__)
 
-#: What each result button does: label, style, emoji.
+#: What each result button does: label (a message key), style, emoji.
 RESULT_ACTIONS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
-    "reroll": ("Reroll", discord.ButtonStyle.primary, "🎲"),
-    "remix": ("Remix", discord.ButtonStyle.secondary, "✏️"),
-    "edit": ("Edit", discord.ButtonStyle.secondary, "🖌️"),
-    "details": ("Details", discord.ButtonStyle.secondary, "ℹ️"),
-    "delete": ("Delete", discord.ButtonStyle.danger, "🗑️"),
+    "reroll": (N_("button.reroll"), discord.ButtonStyle.primary, "🎲"),
+    "remix": (N_("button.remix"), discord.ButtonStyle.secondary, "✏️"),
+    "edit": (N_("button.edit"), discord.ButtonStyle.secondary, "🖌️"),
+    "details": (N_("button.details"), discord.ButtonStyle.secondary, "ℹ️"),
+    "delete": (N_("button.delete"), discord.ButtonStyle.danger, "🗑️"),
 }
 #: Dispatched (with action, generation id and interaction) when a result button is clicked.
 RESULT_ACTION_EVENT = "result_action"
@@ -61,7 +62,7 @@ class ResultButton(
         label, style, emoji = RESULT_ACTIONS[action]
         super().__init__(
             discord.ui.Button(
-                label=label, style=style, emoji=emoji, custom_id=custom_id or f"qi:{action}:{generation_id}"
+                label=t(label), style=style, emoji=emoji, custom_id=custom_id or f"qi:{action}:{generation_id}"
             )
         )
         self.action = action
@@ -95,8 +96,12 @@ class Credit:
 
     def line(self) -> str:
         """`Remixed from @creator's image: <link>` (sent with mentions disabled)."""
-        link = f": {self.jump_url}" if self.jump_url else ""
-        return f"{self.verb} from <@{self.creator_id}>'s image{link}"
+        creator = f"<@{self.creator_id}>"
+        if self.verb == "Edited":
+            said = t("remix.credit_edited", creator=creator)
+        else:
+            said = t("remix.credit", creator=creator)
+        return f"{said}: {self.jump_url}" if self.jump_url else said
 
 
 async def generate_and_deliver(
@@ -115,6 +120,7 @@ async def generate_and_deliver(
     to try again never gets the image later. Only a job interrupted by shutdown stays queued, and
     its member is told it will be posted after the restart."""
     scheduler = services.scheduler
+    request = request.with_locales(interaction.locale.value, server_locale(interaction))
     async with scheduler.delivering():  # from the first write on: a shutdown waits for this request's last message
         origin = await refuse_what_cannot_be_done_here(interaction, services, request)
         generation_id = await services.limits.admit(request, origin.role_ids)
@@ -158,10 +164,12 @@ async def generate_and_deliver(
                     interaction,
                     services,
                     generation_id,
-                    content="\n".join(line for line in (credit.line() if credit else None, note) if line) or None,
-                    embed=result_embed(result, interaction.user),
+                    compose=lambda: Draft(
+                        content="\n".join(line for line in (credit.line() if credit else None, note) if line) or None,
+                        embed=result_embed(result, interaction.user),
+                        view=result_view(generation_id),
+                    ),
                     file=lambda: result_file(result),
-                    view=result_view(generation_id),
                 )
         except GraceOver:
             await report_error(interaction, await services.generation.cut_short(generation_id))
@@ -193,7 +201,7 @@ async def refuse_what_cannot_be_done_here(
     missing = missing_result_permissions(interaction)
     if missing:
         refusal = CannotPostHere(missing)
-        await services.generation.refuse(request, refusal_code(refusal))
+        await services.generation.refuse(request, refusal_code(missing))
         raise refusal
     services.scheduler.ensure_accepting()
     await check_budget(services, request)
@@ -230,7 +238,7 @@ async def report_failure(
     if isinstance(error, Restarting):
         await _release(services, generation_id, error.code)
     if isinstance(error, OutcomeUnknown):
-        await tell(interaction, failure_text(error.user_message), view=retry_view(generation_id))
+        await tell(interaction, lambda: failure_text(error.user_message), view=lambda: retry_view(generation_id))
         return
     await report_error(interaction, error)
 

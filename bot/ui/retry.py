@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from bot.i18n import t
 from bot.services.generation import parse_generation_id
 
 #: Dispatched (with the generation id and the interaction) when a Retry button is clicked.
@@ -25,7 +26,7 @@ class RetryButton(
     def __init__(self, generation_id: int | None, *, custom_id: str | None = None) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Retry",
+                label=t("retry.button"),
                 style=discord.ButtonStyle.primary,
                 emoji="🔁",
                 custom_id=custom_id or f"qi:retry:{generation_id}",

@@ -147,6 +147,12 @@ class FakeDiscord(Invocations):
         return self.rate_limiter.hits if self.rate_limiter is not None else []
 
     @property
+    def recommended_shards(self) -> int:
+        """GET /gateway/bot's `shards`: about one per 1,000 guilds, and enough that no session is refused."""
+        per_shard = min(1000, self.gateway.max_guilds_per_session)
+        return max(1, -(-len(self.world.guilds) // per_shard))
+
+    @property
     def bot_user(self) -> FakeUser:
         """The bot's user."""
         return self.world.bot_user
@@ -175,10 +181,12 @@ class FakeDiscord(Invocations):
         *,
         bot_permissions: int | None = None,
         everyone_permissions: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> FakeGuild:
-        """Create a guild the bot is in (a connected client gets GUILD_CREATE)."""
+        """Create a guild the bot is in (a connected client of its shard gets GUILD_CREATE); `shard`
+        (id, count): with an id on that shard."""
         guild = self.world.add_guild(
-            name, owner_id, bot_permissions=bot_permissions, everyone_permissions=everyone_permissions
+            name, owner_id, bot_permissions=bot_permissions, everyone_permissions=everyone_permissions, shard=shard
         )
         self.gateway.dispatch("GUILD_CREATE", guild.to_payload(), guild.id)
         return guild

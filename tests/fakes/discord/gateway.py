@@ -1,4 +1,6 @@
-"""The gateway: HELLO/IDENTIFY/READY/RESUME over plain-text JSON frames, with per-session replay."""
+"""The gateway: HELLO/IDENTIFY/READY/RESUME over plain-text JSON frames, with per-session replay.
+A session identified with `shard: [id, count]` gets only the guilds with `(guild_id >> 22) % count == id`
+(and, as shard 0, what belongs to no guild); one identified without gets everything."""
 
 from __future__ import annotations
 
@@ -58,11 +60,22 @@ class GatewaySession:
     socket: web.WebSocketResponse | None = None
     invalid: bool = False
     guilds: set[int] = field(default_factory=set)
+    #: When it was last identified or resumed: of several sessions, the latest is the active one.
+    activated: int = 0
+
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether this session's shard holds the guild (events of no guild go to shard 0)."""
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        return shard_of(guild_id, count) == shard_id if guild_id is not None else shard_id == 0
 
     def wants(self, event: str, guild_id: int | None) -> bool:
         """Whether Discord would send this event to this session (intents, guild known)."""
         needed = _EVENT_INTENTS.get(event, 0)
         if needed and not self.intents & needed:
+            return False
+        if not self.covers(guild_id):
             return False
         return event == "GUILD_CREATE" or guild_id is None or guild_id in self.guilds
 
@@ -76,6 +89,24 @@ class GatewaySession:
         return self.seq
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that receives a guild's events, as Discord computes it."""
+    return (guild_id >> 22) % shard_count
+
+
+def shard_problem(shard: object) -> tuple[int, bytes] | None:
+    """Why Discord would refuse IDENTIFY's `shard` field (close code and reason), or None if it is fine."""
+    if shard is None:
+        return None
+    valid = (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+    return None if valid else (4010, b"Invalid shard.")
+
+
 class Gateway:
     """Accepts websocket connections at /gateway/ and routes dispatches to the active session."""
 
@@ -83,6 +114,11 @@ class Gateway:
         self.fake = fake
         self.sessions: dict[str, GatewaySession] = {}
         self.active: GatewaySession | None = None
+        #: The latest session of each shard ([id, count] as a tuple; None: unsharded).
+        self._latest: dict[tuple[int, int] | None, GatewaySession] = {}
+        self._activations = 0
+        #: More guilds than this on one session is refused with 4011 Sharding required, as on Discord.
+        self.max_guilds_per_session = 2500
         self.identify_count = 0
         self._turn = -1
         self.resume_count = 0
@@ -145,6 +181,8 @@ class Gateway:
                     session.invalid = True
                     if self.active is session:
                         self.active = None
+                    if self._latest.get(_shard_key(session)) is session:
+                        del self._latest[_shard_key(session)]
             await self.fake.changed()
         return ws
 
@@ -177,6 +215,8 @@ class Gateway:
                 await ws.close(code=4005, message=b"Already authenticated.")
             elif not isinstance(data, dict) or data.get("token") != self.fake.token:
                 await ws.close(code=4004, message=b"Authentication failed.")
+            elif (refusal := self._refuse_shard(data.get("shard"))) is not None:
+                await ws.close(code=refusal[0], message=refusal[1])
             else:
                 return self._identify(ws, queue, data)
         elif op == 6:
@@ -189,22 +229,39 @@ class Gateway:
             await ws.close(code=4001, message=b"Unknown opcode.")
         return session
 
+    def _refuse_shard(self, shard: object) -> tuple[int, bytes] | None:
+        """4010 for a malformed shard array, 4011 when the session would hold too many guilds."""
+        problem = shard_problem(shard)
+        if problem is not None:
+            return problem
+        count, shard_id = (shard[1], shard[0]) if isinstance(shard, list) else (1, 0)
+        held = [g for g in self.fake.world.guilds if shard_of(g, count) == shard_id]
+        return (4011, b"Sharding required.") if len(held) > self.max_guilds_per_session else None
+
     def _attach(self, session: GatewaySession, ws: web.WebSocketResponse, queue: asyncio.Queue[Frame]) -> None:
         session.socket = ws
         session.queue = queue
+        self.active = session
+        self._activations += 1
+        session.activated = self._activations
+        self._latest[_shard_key(session)] = session
+
+    def active_for(self, guild_id: int | None) -> GatewaySession | None:
+        """The session that receives this guild's events: the latest valid one of the shard holding it."""
+        holding = [s for s in self._latest.values() if not s.invalid and s.covers(guild_id)]
+        return max(holding, key=lambda s: s.activated, default=None)
 
     def _identify(self, ws: web.WebSocketResponse, queue: asyncio.Queue[Frame], data: dict[str, Any]) -> GatewaySession:
         self.identify_count += 1
         self.ready.clear()
         session = GatewaySession(secrets.token_hex(16), int(data.get("intents", 0)), data.get("shard"))
         self.sessions[session.id] = session
-        self.active = session
         self._attach(session, ws, queue)
         fake = self.fake
         ready: dict[str, Any] = {
             "v": 10,
             "user": {**fake.bot_user.to_payload(), "verified": True, "mfa_enabled": False, "locale": "en-US"},
-            "guilds": [{"id": str(g), "unavailable": True} for g in fake.world.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in fake.world.guilds if session.covers(g)],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": fake.gateway_url,
@@ -218,7 +275,8 @@ class Gateway:
         }
         if session.shard is not None:
             ready["shard"] = session.shard
-        guilds = list(fake.world.guilds.values()) if session.intents & INTENT_GUILDS else []
+        held = [g for g in fake.world.guilds.values() if session.covers(g.id)]
+        guilds = held if session.intents & INTENT_GUILDS else []
         session.dispatch("READY", ready, None if guilds else self.ready.set)
         for i, guild in enumerate(guilds):
             session.guilds.add(guild.id)
@@ -233,7 +291,6 @@ class Gateway:
             queue.put_nowait(Frame(None, json.dumps({"op": 9, "s": None, "t": None, "d": False})))
             return None
         self.resume_count += 1
-        self.active = session
         self._attach(session, ws, queue)
         seen = data.get("seq") or 0
         for frame in session.log:
@@ -275,7 +332,7 @@ class Gateway:
         *,
         routing: str = "active",
     ) -> bool:
-        """Send an event to the active session if it would receive it; False when there is none.
+        """Send an event to the active session of the guild's shard if it would receive it; False when there is none.
         routing "everywhere": to every connected session that would (processes holding one shard);
         "spread": to the connected sessions in turn (processes sharing the load)."""
         if routing != "active":
@@ -287,7 +344,7 @@ class Gateway:
             for each in live:
                 each.dispatch(event, data, on_sent)
             return bool(live)
-        session = self.active
+        session = self.active_for(guild_id)
         if session is None or session.invalid or not session.wants(event, guild_id):
             return False
         if event == "GUILD_CREATE" and guild_id is not None:
@@ -321,3 +378,7 @@ class Gateway:
         for ws in list(self.sockets):
             self._dropped.add(ws)
             await ws.close(code=1001, message=b"server shutdown")
+
+
+def _shard_key(session: GatewaySession) -> tuple[int, int] | None:
+    return (session.shard[0], session.shard[1]) if session.shard is not None else None

@@ -30,3 +30,11 @@ class Snowflakes:
         candidate = max(candidate, self._last + 1)
         self._last = candidate
         return candidate
+
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh snowflake whose guild would be on this shard: `(id >> 22) % shard_count == shard_id`."""
+        candidate = self.next()
+        while (candidate >> 22) % shard_count != shard_id:
+            candidate = ((candidate >> 22) + 1) << 22
+        self._last = candidate
+        return candidate

@@ -324,9 +324,12 @@ class World:
         *,
         bot_permissions: int | None = None,
         everyone_permissions: int = 0,
+        shard: tuple[int, int] | None = None,
     ) -> FakeGuild:
-        """Create a guild with @everyone, an owner and the bot as a member."""
-        guild = FakeGuild(self.snowflakes.next(), name, self)
+        """Create a guild with @everyone, an owner and the bot as a member; `shard` (id, count): with
+        an id that puts it on that shard."""
+        guild_id = self.snowflakes.next() if shard is None else self.snowflakes.next_on_shard(*shard)
+        guild = FakeGuild(guild_id, name, self)
         guild.roles[guild.id] = FakeRole(guild.id, "@everyone", everyone_permissions)
         if owner_id is None:
             owner = guild.add_member(f"{name.lower().replace(' ', '-')}-owner")
