@@ -4,12 +4,14 @@ other server's jobs, whichever process received them."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from bench.queue_makespan import prompt_of
 from bot.services.jobs import Job, Waiting, fairest
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
+from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.qwen import FakeQwen
 
@@ -55,7 +57,25 @@ async def test_the_fairest_job_over_every_process_is_the_least_recently_served_g
     assert fairest(mine, elsewhere, {}) is mine[0]
     # Guild 1 just served: guild 3 (another process's) waited longer than guild 2? Never served either:
     # arrival decides (8 < 9), so another process's job goes first.
-    assert fairest(mine, elsewhere, {1: 5.0, (1, 10): 5.0}) is None
+    assert fairest(mine, elsewhere, {1: 5.0, (1, 10): 5.0}) == elsewhere[0]
     assert fairest(mine, [], {1: 5.0, (1, 10): 5.0}) is mine[2]
     # Within a guild, the least recently served member: member 11 never was.
     assert fairest(mine, [], {1: 1.0, 2: 2.0, (1, 10): 1.0}) is mine[1]
+
+
+async def test_a_waiting_job_another_process_does_not_start_does_not_hold_up_the_queue(
+    discord_server: FakeDiscord, qwen: FakeQwen, bots: BotRunner, world: World, db: TestDatabase
+) -> None:
+    await bots.start()
+    # A live process (its heartbeat far ahead) whose waiting job, first in turn, it never starts.
+    await db.execute(
+        "INSERT INTO processes (id, heartbeat) VALUES ('stuck', EXTRACT(EPOCH FROM clock_timestamp()) + 3600)"
+    )
+    await db.execute(
+        "INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, model, size, seed, "
+        "prompt_extend, prompt, owner) "
+        "VALUES (?, ?, ?, ?, 'queued', 'qwen-image-plus', '1328*1328', 3, 1, 'x', 'stuck')",
+        (1, 2, 3, time.time()),
+    )
+    interaction = await imagine(discord_server, world.alice, world.channel)
+    assert (await interaction.wait_answer()).attachments

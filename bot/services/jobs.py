@@ -62,13 +62,13 @@ class Waiting:
 Served = Mapping[int | tuple[int, int], float]
 
 
-def fairest(heads: Sequence[Job[R]], others: Sequence[Waiting], served: Served) -> Job[R] | None:
+def fairest(heads: Sequence[Job[R]], others: Sequence[Waiting], served: Served) -> Job[R] | Waiting | None:
     """The job to start next over every process: the least recently served guild, then its least
     recently served member, ties by arrival; among this process's `heads` (each member's first ready
-    job) and the first waiting jobs of other processes. None when another process's job goes first."""
-    candidates: list[tuple[int, int, int, Job[R] | None]] = [
+    job) and the first waiting jobs of other processes (a Waiting when one of those goes first)."""
+    candidates: list[tuple[int, int, int, Job[R] | Waiting]] = [
         (job.guild_id, job.member_id, job.generation_id, job) for job in heads
-    ] + [(w.guild_id, w.member_id, w.generation_id, None) for w in others]
+    ] + [(w.guild_id, w.member_id, w.generation_id, w) for w in others]
     if not candidates:
         return None
     arrival: dict[int, int] = {}

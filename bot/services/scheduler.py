@@ -46,6 +46,9 @@ KEY_REJECTED = frozenset(
 
 #: While every shared slot is held by other processes, how often to look again.
 SLOT_POLL_SECONDS = 0.05
+#: How long a free slot is left to another process's waiting job before this process stops waiting
+#: for it (that process may be slow to start it, e.g. still acknowledging its interaction).
+DEFER_SECONDS = 1.0
 
 
 class SlotLeases(Protocol):
@@ -99,6 +102,8 @@ class Scheduler(Generic[R]):
         `turns`, waiting jobs take turns with every other process's (one fair queue over them all)."""
         self._leases = leases
         self._turns = turns
+        #: Other processes' jobs this one has left a free slot to, and since when (clock time).
+        self._deferred_to: dict[int, float] = {}
         self._renewer: asyncio.Task[None] | None = None
         self._models = ModelPacer(pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0)), clock=clock)
         self.lanes = list(lanes) or [
@@ -351,8 +356,14 @@ class Scheduler(Generic[R]):
         except Exception as error:  # the database is out of reach: this process's own order
             log.warning("could not read the shared queue's turns: %s", type(error).__name__)
             return self._queue.pop_ready(ready), False
-        job = fairest(heads, others, served)
-        if job is None or not self._queue.take_head(job):  # another's turn, or it left meanwhile
+        now, waiting_elsewhere = self._clock(), {w.generation_id for w in others}
+        self._deferred_to = {gid: since for gid, since in self._deferred_to.items() if gid in waiting_elsewhere}
+        slow = {gid for gid, since in self._deferred_to.items() if now - since >= DEFER_SECONDS}
+        job = fairest(heads, [w for w in others if w.generation_id not in slow], served)
+        if isinstance(job, Waiting):  # another process's turn: it gets DEFER_SECONDS to take it
+            self._deferred_to.setdefault(job.generation_id, now)
+            return None, True
+        if job is None or not self._queue.take_head(job):  # it left the queue meanwhile
             return None, True
         try:
             await self._turns.served(job.guild_id, job.member_id)
