@@ -24,11 +24,14 @@ from bot.db import (
     open_database,
 )
 from bot.db.models import SqlModelSettingsRepository
+from bot.db.processes import SqlProcessRegistry
 from bot.db.queue import SqlSlotLeases, SqlSubmissionPacing
 from bot.db.records import QueueCaps
+from bot.db.turns import SqlQueueTurns
 from bot.download import HostPolicy, ImageDownloader
 from bot.lanes import Lane
 from bot.qwen import QwenImageClient, RetryPolicy
+from bot.sealed import TokenSeal
 from bot.services import Services
 from bot.services.audit import AuditTrail
 from bot.services.budget import BudgetService
@@ -36,6 +39,7 @@ from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.models import ModelService
+from bot.services.processes import ProcessLife
 from bot.services.scheduler import Scheduler
 from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
@@ -62,7 +66,9 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
         async with aiohttp.ClientSession() as session:
             # One SQLite file has one process, whose slots and pacing are in memory; PostgreSQL's are shared.
             shared = database.dialect.name == "postgres"
-            leases = SqlSlotLeases(database, holder=uuid.uuid4().hex) if shared else None
+            # This process's token: it owns the generations it admits and the API slots it holds.
+            token = uuid.uuid4().hex
+            leases = SqlSlotLeases(database, holder=token) if shared else None
             pacing = SqlSubmissionPacing(database) if shared else None
             lanes = [
                 Lane(
@@ -73,7 +79,9 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                 )
                 for key in settings.api_keys
             ]
-            scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace)
+            stale = settings.process_stale_seconds
+            turns = SqlQueueTurns(database, token=token, stale_seconds=stale) if shared else None
+            scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace, turns=turns)
             api = QwenImageClient(
                 session,
                 base_url=settings.dashscope_base_url,
@@ -87,11 +95,12 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             generation = GenerationService(
                 api,
                 results,
-                SqlGenerationRepository(database),
+                SqlGenerationRepository(database, owner=token),
                 model=settings.model,
                 sizes=settings.sizes,
                 default_size=settings.default_size,
                 use_async_tasks=settings.use_async_tasks,
+                seal=TokenSeal(settings.discord_token.reveal()),
             )
             moderation = SqlModerationRepository(database)
             audit = AuditTrail(moderation)
@@ -99,7 +108,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             services = Services(
                 generation=generation,
                 limits=LimitsService(
-                    SqlLimitsRepository(database),
+                    SqlLimitsRepository(database, owner=token),
                     settings.default_limits,
                     caps=QueueCaps(settings.max_jobs_per_member, settings.max_jobs_per_guild),
                     audit=audit,
@@ -117,7 +126,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     api,
                     ImageDownloader(session, HostPolicy(settings.attachment_hosts)),
                     results,
-                    SqlGenerationRepository(database),
+                    SqlGenerationRepository(database, owner=token),
                     catalogue=settings.catalogue,
                 ),
                 models=ModelService(
@@ -133,6 +142,11 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
                     region=settings.dashscope_region,
                     global_budget=settings.monthly_budget_usd,
                     audit=audit,
+                ),
+                processes=ProcessLife(
+                    SqlProcessRegistry(database, token=token, stale_seconds=settings.process_stale_seconds),
+                    heartbeat_seconds=settings.process_heartbeat_seconds,
+                    poll_seconds=settings.process_poll_seconds,
                 ),
             )
             async with build_bot(settings, services) as bot:

@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.db import GenerationRecord
 from bot.i18n import use_locale
 from bot.i18n.commands import CatalogueTranslator
 from bot.logs import describe
@@ -95,11 +96,21 @@ class QwenImagineBot(commands.Bot):
             self._resumed = True
             # Read before the gateway connects, so no request this process admits is mistaken for a
             # leftover (and made twice); once per process, however often a failed login runs this.
-            leftovers = await self.services.generation.unfinished()
+            processes = self.services.processes
+            if processes is None:
+                leftovers = await self.services.generation.unfinished()
+            else:
+                # Only what no live process owns: another process's jobs are its own to finish.
+                leftovers = await processes.join()
+                processes.watch(self._finish_leftovers)
             # REST is enough to post in a channel, so resuming need not wait for the gateway.
-            task = asyncio.create_task(resume_unfinished(self, self.services, leftovers), name="resume-unfinished")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._finish_leftovers(leftovers)
+
+    def _finish_leftovers(self, records: list[GenerationRecord]) -> None:
+        """Finish, in the background, generations left by an earlier run or taken over from another process."""
+        task = asyncio.create_task(resume_unfinished(self, self.services, records), name="resume-unfinished")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---------------------------------------------------------------- interactions
     def _claim_then_handle(self, data: dict[str, Any]) -> None:
@@ -208,11 +219,16 @@ class QwenImagineBot(commands.Bot):
             grace,
             scheduler.waiting,
         )
+        processes = self.services.processes
         try:
-            interrupted = await scheduler.stop(grace)
+            if processes is not None:
+                processes.stop_watching()
+            interrupted = await scheduler.stop(grace, hand_over=processes.hand_over if processes else None)
             if interrupted:
                 await self.services.generation.requeue([job.generation_id for job in interrupted])
                 log.info("kept %d unfinished generations for the next start", len(interrupted))
+            if processes is not None:
+                await processes.leave()
             for task in self._background:
                 task.cancel()
             if self._background:

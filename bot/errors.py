@@ -187,6 +187,13 @@ class Interrupted(QwenImagineError):
     message_key = N_("service.interrupted")
 
 
+class HandedOver(Interrupted):
+    """Shutdown handed a waiting job to another live process, which runs and delivers it: the process
+    that received it says nothing more about it."""
+
+    code = "HandedOver"
+
+
 class ForeignGeneration(QwenImagineError):
     """An action names an image that is not this server's (or a message other than the image's own).
     A missing image reads the same, so a member learns nothing about images elsewhere."""

@@ -93,6 +93,9 @@ class Settings:
     catalogue: Catalogue = field(default_factory=load_catalogue)  # MODEL_CATALOGUE_FILE
     enabled_models: tuple[str, ...] = DEFAULT_ENABLED_MODELS  # ENABLED_MODELS
     monthly_budget_usd: float | None = None  # MONTHLY_BUDGET_USD
+    process_heartbeat_seconds: float = 5.0  # PROCESS_HEARTBEAT_SECONDS
+    process_stale_seconds: float = 15.0  # PROCESS_STALE_SECONDS
+    process_poll_seconds: float = 1.0  # PROCESS_POLL_SECONDS
     shard_count: int | None = None  # SHARD_COUNT: gateway shards over every process; None: not sharded
     shard_ids: tuple[int, ...] = ()  # SHARD_IDS: the shards this process holds; empty: all of them
 
@@ -136,6 +139,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     catalogue = _read_catalogue(reader.text("MODEL_CATALOGUE_FILE", ""))
     model, edit_model, enabled = _read_models(reader, catalogue)
+    heartbeat = reader.number("PROCESS_HEARTBEAT_SECONDS", 5.0, 0.05, 60.0)
+    stale = reader.number("PROCESS_STALE_SECONDS", 15.0, 0.2, 600.0)
+    if stale < 2 * heartbeat:  # a live process must never look gone between two heartbeats
+        raise SettingsError("PROCESS_STALE_SECONDS", f"at least twice PROCESS_HEARTBEAT_SECONDS ({2 * heartbeat:g})")
     database_url = load_database_url(env)
     shard_count, shard_ids = _read_shards(reader, one_process=database_url is None)
     return Settings(
@@ -175,6 +182,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         catalogue=catalogue,
         enabled_models=enabled,
         monthly_budget_usd=reader.budget("MONTHLY_BUDGET_USD"),
+        process_heartbeat_seconds=heartbeat,
+        process_stale_seconds=stale,
+        process_poll_seconds=reader.number("PROCESS_POLL_SECONDS", 1.0, 0.05, 60.0),
         shard_count=shard_count,
         shard_ids=shard_ids,
     )

@@ -80,6 +80,8 @@ def test_lists_are_parsed() -> None:
         ({**REQUIRED, "DEFAULT_LIMITS": "member/hour"}, "DEFAULT_LIMITS"),
         ({**REQUIRED, "MAX_JOBS_PER_MEMBER": "0"}, "MAX_JOBS_PER_MEMBER"),
         ({**REQUIRED, "SHUTDOWN_GRACE_SECONDS": "-1"}, "SHUTDOWN_GRACE_SECONDS"),
+        ({**REQUIRED, "PROCESS_HEARTBEAT_SECONDS": "0"}, "PROCESS_HEARTBEAT_SECONDS"),
+        ({**REQUIRED, "PROCESS_STALE_SECONDS": "9"}, "PROCESS_STALE_SECONDS"),
     ],
 )
 def test_bad_settings_name_the_setting(env: dict[str, str], name: str) -> None:

@@ -51,13 +51,17 @@ def insert_parameters(new: NewGeneration, status: Status, at: float) -> tuple[An
 class SqlGenerationRepository:
     """The usage log."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, owner: str | None = None) -> None:
         self._db = database
+        #: The process that runs the generations it creates (see `bot.db.processes`).
+        self._owner = owner
 
     async def create(self, new: NewGeneration, *, status: Status, at: float) -> int:
         async with self._db.transaction() as tx:
             row = await tx.fetch_one(f"{INSERT_GENERATION} RETURNING id", insert_parameters(new, status, at))
-        assert row is not None
+            assert row is not None
+            if status in (Status.QUEUED, Status.RUNNING):
+                await tx.execute("UPDATE generations SET owner = ? WHERE id = ?", (self._owner, row["id"]))
         return int(row["id"])
 
     async def mark_running(self, generation_id: int, *, at: float) -> None:
@@ -66,7 +70,8 @@ class SqlGenerationRepository:
     async def mark_succeeded(self, generation_id: int, *, at: float, request_id: str | None, image_bytes: int) -> None:
         await self._update(
             generation_id,
-            "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL",
+            "status = 'succeeded', finished_at = ?, request_id = ?, image_bytes = ?, error_code = NULL, "
+            "interaction_token = NULL",
             at,
             request_id,
             image_bytes,
@@ -77,14 +82,17 @@ class SqlGenerationRepository:
     ) -> None:
         await self._update(
             generation_id,
-            "status = 'failed', finished_at = ?, error_code = ?, request_id = COALESCE(?, request_id)",
+            "status = 'failed', finished_at = ?, error_code = ?, request_id = COALESCE(?, request_id), "
+            "interaction_token = NULL",
             at,
             error_code,
             request_id,
         )
 
     async def mark_undelivered(self, generation_id: int, *, error_code: str) -> None:
-        await self._update(generation_id, "status = 'undelivered', error_code = ?", error_code)
+        await self._update(
+            generation_id, "status = 'undelivered', error_code = ?, interaction_token = NULL", error_code
+        )
 
     async def refuse(self, new: NewGeneration, *, at: float, error_code: str) -> int:
         async with self._db.transaction() as tx:
@@ -127,10 +135,17 @@ class SqlGenerationRepository:
         )
 
     async def mark_queued(self, generation_ids: list[int]) -> None:
+        # Handed over (no owner): a live process takes it at once, else the next one to start.
         await self._db.execute_many(
-            "UPDATE generations SET status = 'queued', started_at = NULL "
-            "WHERE id = ? AND status IN ('queued', 'running')",
-            [(generation_id,) for generation_id in generation_ids],
+            "UPDATE generations SET status = 'queued', started_at = NULL, owner = NULL, interaction_token = NULL "
+            "WHERE id = ? AND status IN ('queued', 'running') AND (owner IS NULL OR owner = ?)",
+            [(generation_id, self._owner) for generation_id in generation_ids],
+        )
+
+    async def remember_interaction(self, generation_id: int, token: str) -> None:
+        await self._db.execute(
+            "UPDATE generations SET interaction_token = ? WHERE id = ? AND status IN ('queued', 'running')",
+            (token, generation_id),
         )
 
     async def _select(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[GenerationRecord]:

@@ -24,8 +24,10 @@ def _counted_index(scope: Scope) -> tuple[str, str]:
 class SqlLimitsRepository:
     """Limits and admission over the usage log."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, owner: str | None = None) -> None:
         self._db = database
+        #: The process admitted requests belong to (see `bot.db.processes`).
+        self._owner = owner
 
     async def own_limits(self, guild_id: int) -> tuple[Limit, ...]:
         rows = await self._db.fetch(
@@ -132,6 +134,7 @@ class SqlLimitsRepository:
             negative_prompt=new.negative_prompt or None,
             parent=new.parent_id,
             inputs=new.inputs,
+            owner=self._owner,
             locale=new.locale,
             guild_locale=new.guild_locale,
         )
@@ -215,12 +218,13 @@ def _admission_sql(
         )
         INSERT INTO generations (guild_id, channel_id, member_id, requested_at, status, error_code, finished_at,
             denied_until, model, size, seed, prompt_extend, prompt, negative_prompt, parent_id, inputs, locale,
-            guild_locale)
+            guild_locale, owner)
         SELECT :guild, :channel, :member, :at, CASE WHEN code IS NULL THEN :status ELSE 'denied' END, code,
             CASE WHEN code IS NULL THEN NULL ELSE CAST(:at AS DOUBLE PRECISION) END,
             CASE WHEN code LIKE 'limit:%' THEN frees END,
             :model, :size, (CAST(:seed AS BIGINT) + copies.n - 1) % 2147483648, :prompt_extend, :prompt,
-            :negative_prompt, :parent, :inputs, :locale, :guild_locale
+            :negative_prompt, :parent, :inputs, :locale, :guild_locale,
+            CASE WHEN code IS NULL THEN CAST(:owner AS TEXT) END
         FROM decision CROSS JOIN copies
         WHERE copies.n = 1 OR decision.code IS NULL
         RETURNING id, error_code, denied_until

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -71,6 +71,9 @@ class GenerationRecord:
     inputs: int = 0
     #: The lane (API key fingerprint) the task was created in.
     task_lane: str | None = None
+    #: The token of the interaction it answers, while it is unfinished (read only when it is taken
+    #: over by another process); secret-like, so never shown.
+    reply_token: str | None = field(default=None, repr=False, compare=False)
     #: The member's and the server's Discord locale when it was asked for.
     locale: str | None = None
     guild_locale: str | None = None
@@ -122,6 +125,9 @@ class GenerationRepository(Protocol):
 
     async def mark_queued(self, generation_ids: list[int]) -> None:
         """Return unfinished rows to the queued state."""
+
+    async def remember_interaction(self, generation_id: int, token: str) -> None:
+        """Keep the token of the interaction an unfinished generation answers (cleared when it ends)."""
 
 
 class MetaRepository(Protocol):

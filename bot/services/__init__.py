@@ -11,6 +11,7 @@ from bot.services.editing import EditService
 from bot.services.generation import GenerationService
 from bot.services.limits import LimitsService
 from bot.services.models import ModelService
+from bot.services.processes import ProcessLife
 from bot.services.scheduler import Scheduler
 from bot.services.settings import SettingsService
 from bot.services.usage import UsageService
@@ -30,3 +31,5 @@ class Services:
     editing: EditService | None = None
     models: ModelService | None = None
     budget: BudgetService | None = None
+    #: This process among the others on the database: owners, heartbeats, takeover, hand-over.
+    processes: ProcessLife | None = None

@@ -37,6 +37,7 @@ from bot.qwen import (
     QwenImageClient,
 )
 from bot.qwen.inputs import SourceImage
+from bot.sealed import TokenSeal
 from bot.sizes import ImageSize, find_size
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class GenerationService:
         use_async_tasks: bool = False,
         clock: Callable[[], float] = time.time,
         seed_source: Callable[[], int] | None = None,
+        seal: TokenSeal | None = None,
     ) -> None:
         self._api = api
         self._downloader = downloader
@@ -163,6 +165,8 @@ class GenerationService:
         self._use_async_tasks = use_async_tasks
         self._clock = clock
         self._seed_source = seed_source or (lambda: random.randint(0, MAX_SEED))
+        #: Seals the interaction tokens kept for delivery from another process; without it none are kept.
+        self._seal = seal
 
     def build_request(
         self,
@@ -325,6 +329,18 @@ class GenerationService:
     async def unfinished(self) -> list[GenerationRecord]:
         """Generations a previous process left queued or running, oldest first."""
         return await self._generations.unfinished()
+
+    async def remember_interaction(self, generation_id: int, token: str) -> None:
+        """Keep the token of the interaction `generation_id` answers, so that another process that
+        takes it over can answer there (it is cleared when the generation ends)."""
+        if self._seal is not None:
+            await self._generations.remember_interaction(generation_id, self._seal.seal(token))
+
+    def reply_token(self, record: GenerationRecord) -> str | None:
+        """The interaction token stored with `record` (see `remember_interaction`), if any."""
+        if self._seal is None or not record.reply_token:
+            return None
+        return self._seal.open(record.reply_token)
 
     async def requeue(self, generation_ids: list[int]) -> None:
         """Put interrupted generations back in the queue for the next start."""

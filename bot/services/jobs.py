@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -47,6 +47,38 @@ class Job(Generic[R]):
     lane: str | None = None
     #: The observer was told the job started (a job retried in another lane is not announced twice).
     started: bool = False
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A member's first waiting job in another process (its generation id gives its arrival)."""
+
+    guild_id: int
+    member_id: int
+    generation_id: int
+
+
+#: When each guild, and each (guild, member), was last served, over every process.
+Served = Mapping[int | tuple[int, int], float]
+
+
+def fairest(heads: Sequence[Job[R]], others: Sequence[Waiting], served: Served) -> Job[R] | Waiting | None:
+    """The job to start next over every process: the least recently served guild, then its least
+    recently served member, ties by arrival; among this process's `heads` (each member's first ready
+    job) and the first waiting jobs of other processes (a Waiting when one of those goes first)."""
+    candidates: list[tuple[int, int, int, Job[R] | Waiting]] = [
+        (job.guild_id, job.member_id, job.generation_id, job) for job in heads
+    ] + [(w.guild_id, w.member_id, w.generation_id, w) for w in others]
+    if not candidates:
+        return None
+    arrival: dict[int, int] = {}
+    for guild_id, _, generation_id, _ in candidates:
+        arrival[guild_id] = min(arrival.get(guild_id, generation_id), generation_id)
+    guild = min(arrival, key=lambda g: (served.get(g, -1.0), arrival[g]))
+    chosen = min(
+        (c for c in candidates if c[0] == guild), key=lambda c: (served.get((c[0], c[1]), -1.0), c[2])
+    )
+    return chosen[3]
 
 
 _HISTORY_LIMIT = 100_000
@@ -97,6 +129,20 @@ class FairQueue(Generic[R]):
         self._served[guild_id] = self._served[(guild_id, member_id)] = self._pops
         self._pops += 1
         return job
+
+    def ready_heads(self, ready: Callable[[Job[R]], bool]) -> list[Job[R]]:
+        """Each member's first waiting job, if `ready` accepts it."""
+        return [jobs[0] for members in self._waiting.values() for jobs in members.values() if ready(jobs[0])]
+
+    def take_head(self, job: Job[R]) -> bool:
+        """Take out `job`, its member's first waiting job, as served now; False if it is not waiting."""
+        jobs = self._waiting.get(job.guild_id, {}).get(job.member_id)
+        if not jobs or jobs[0] is not job:
+            return False
+        self._take(job.guild_id, job.member_id)
+        self._served[job.guild_id] = self._served[(job.guild_id, job.member_id)] = self._pops
+        self._pops += 1
+        return True
 
     def remove(self, job: Job[R]) -> bool:
         """Take a waiting job out (its requester went away)."""

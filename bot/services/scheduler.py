@@ -17,12 +17,12 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from bot.errors import Interrupted, Restarting, ServiceMisconfigured
+from bot.errors import HandedOver, Interrupted, Restarting, ServiceMisconfigured
 from bot.lanes import CURRENT_LANE, Lane
-from bot.services.jobs import FairQueue, Job, QueuePosition
+from bot.services.jobs import FairQueue, Job, QueuePosition, Served, Waiting, fairest
 from bot.services.model_pacing import ModelPace, ModelPacer
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,10 @@ KEY_REJECTED = frozenset(
 
 
 #: While every shared slot is held by other processes, how often to look again.
-SLOT_POLL_SECONDS = 0.1
+SLOT_POLL_SECONDS = 0.05
+#: How long a free slot is left to another process's waiting job before this process stops waiting
+#: for it (that process may be slow to start it, e.g. still acknowledging its interaction).
+DEFER_SECONDS = 1.0
 
 
 class SlotLeases(Protocol):
@@ -61,6 +64,16 @@ class SlotLeases(Protocol):
 
     async def renew(self) -> None:
         """Extend the leases of every slot this process holds."""
+
+
+class QueueTurns(Protocol):
+    """The one fair queue over every process (see `bot.db.turns.SqlQueueTurns`)."""
+
+    async def snapshot(self) -> tuple[Served, list[Waiting]]:
+        """When each guild and member was last served, and other processes' first waiting jobs."""
+
+    async def served(self, guild_id: int, member_id: int) -> None:
+        """Record that a job of this member of this guild starts now."""
 
 
 class GraceOver(Exception):
@@ -81,11 +94,16 @@ class Scheduler(Generic[R]):
         lanes: Sequence[Lane] = (),
         leases: SlotLeases | None = None,
         pace: Callable[[str | None], ModelPace] | None = None,
+        turns: QueueTurns | None = None,
     ) -> None:
         """One lane per API key (`lanes`); without any, one keyless lane with these limits (the API
         client then uses its own key). With `leases`, a job also needs one of its lane's slots shared
-        by every process on the database, so an account's limit holds summed over them all."""
+        by every process on the database, so an account's limit holds summed over them all. With
+        `turns`, waiting jobs take turns with every other process's (one fair queue over them all)."""
         self._leases = leases
+        self._turns = turns
+        #: Other processes' jobs this one has left a free slot to, and since when (clock time).
+        self._deferred_to: dict[int, float] = {}
         self._renewer: asyncio.Task[None] | None = None
         self._models = ModelPacer(pace or (lambda model: (max(1, int(submits_per_second)), 1.0, 0)), clock=clock)
         self.lanes = list(lanes) or [
@@ -207,14 +225,22 @@ class Scheduler(Generic[R]):
         if not self.accepting:
             raise Restarting()
 
-    async def stop(self, grace: float, *, farewell: float = FAREWELL_SECONDS) -> list[Job[R]]:
+    async def stop(
+        self,
+        grace: float,
+        *,
+        farewell: float = FAREWELL_SECONDS,
+        hand_over: Callable[[list[int]], Awaitable[tuple[list[int], bool]]] | None = None,
+    ) -> list[Job[R]]:
         """Shut down against one deadline. Waiting jobs are interrupted at once (they keep their place
-        for the next start). Running jobs and every delivery (API call, download, upload) share
-        `grace` seconds; then API calls are cancelled and deliveries cut short (`within_grace`). The
-        requests so interrupted get `farewell` seconds more to tell their members; whatever is still
-        going after that is cancelled.
+        for the next start); with `hand_over`, they are first given up for another process to run, and
+        those a live process takes now get HandedOver (their waiters leave the member to it). Running
+        jobs and every delivery (API call, download, upload) share `grace` seconds; then API calls are
+        cancelled and deliveries cut short (`within_grace`). The requests so interrupted get `farewell`
+        seconds more to tell their members; whatever is still going after that is cancelled.
 
-        Returns the interrupted jobs; their waiters get Interrupted, so they can say so."""
+        Returns the interrupted jobs (not those handed over); their waiters get Interrupted, so they
+        can say so."""
         loop = asyncio.get_running_loop()
         self._grace_ends = loop.time() + grace
         self.accepting = False
@@ -229,6 +255,13 @@ class Scheduler(Generic[R]):
         waiting = list(self._queue.in_order())
         while len(self._queue):
             self._queue.pop()
+        if hand_over is not None:
+            handed, taken = await hand_over([job.generation_id for job in waiting])
+            if taken:
+                for job in waiting:
+                    if job.generation_id in handed and not job.future.done():
+                        job.future.set_exception(HandedOver())
+                waiting = [job for job in waiting if job.generation_id not in handed]
         _interrupt(waiting)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), timeout=max(0.0, self._grace_ends - loop.time()))
@@ -283,7 +316,14 @@ class Scheduler(Generic[R]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
                 continue
-            job = self._queue.pop_ready(functools.partial(self._model_ready, lane))
+            job, deferred = await self._pop_ready(lane)
+            if deferred:
+                # Another process's waiting job goes first: leave it the slot, look again soon.
+                await self._release(lane, slot)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
+                continue
             if job is None:
                 # No waiting job's model has a turn in this lane yet: wait for one, holding no slot.
                 await self._release(lane, slot)
@@ -301,6 +341,35 @@ class Scheduler(Generic[R]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             self._positions_changed()
+
+    async def _pop_ready(self, lane: Lane) -> tuple[Job[R] | None, bool]:
+        """The next job in turn whose model is ready in `lane`; or (None, True) when, over every
+        process, another process's job goes first."""
+        ready = functools.partial(self._model_ready, lane)
+        if self._turns is None:
+            return self._queue.pop_ready(ready), False
+        heads = self._queue.ready_heads(ready)
+        if not heads:
+            return None, False
+        try:
+            served, others = await self._turns.snapshot()
+        except Exception as error:  # the database is out of reach: this process's own order
+            log.warning("could not read the shared queue's turns: %s", type(error).__name__)
+            return self._queue.pop_ready(ready), False
+        now, waiting_elsewhere = self._clock(), {w.generation_id for w in others}
+        self._deferred_to = {gid: since for gid, since in self._deferred_to.items() if gid in waiting_elsewhere}
+        slow = {gid for gid, since in self._deferred_to.items() if now - since >= DEFER_SECONDS}
+        job = fairest(heads, [w for w in others if w.generation_id not in slow], served)
+        if isinstance(job, Waiting):  # another process's turn: it gets DEFER_SECONDS to take it
+            self._deferred_to.setdefault(job.generation_id, now)
+            return None, True
+        if job is None or not self._queue.take_head(job):  # it left the queue meanwhile
+            return None, True
+        try:
+            await self._turns.served(job.guild_id, job.member_id)
+        except Exception as error:
+            log.warning("could not record a turn of the shared queue: %s", type(error).__name__)
+        return job, False
 
     async def _take_slot(self) -> tuple[Lane | None, int | None]:
         """The first lane with a free slot here and (with shared leases) on the database."""

@@ -9,13 +9,14 @@ import time
 
 import discord
 
-from bot.db import GenerationRecord
-from bot.errors import Interrupted, OutcomeUnknown, QwenImagineError, Restarting
+from bot.db import GenerationRecord, Status
+from bot.errors import HandedOver, Interrupted, OutcomeUnknown, QwenImagineError, Restarting
 from bot.i18n import speaking, t
 from bot.services import Services
 from bot.services.jobs import Job
 from bot.services.scheduler import GraceOver
 from bot.ui.delivery import SEND_ERRORS, record_undelivered
+from bot.ui.handoff import edit_original
 from bot.ui.presentation import failure_text, result_embed, result_file
 from bot.ui.replies import post_to_channel, send_to_channel
 from bot.ui.results import result_view
@@ -58,6 +59,13 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
                 file=None,
             )
         return
+    if record.status is Status.RUNNING and not record.task_id:
+        # Its process died after the call may have been sent: the image may exist, billed, but out of
+        # reach. Released, uncharged, and the member may retry.
+        error = OutcomeUnknown("the process making it stopped")
+        await services.generation.abandon(record.id, error.code)
+        await _tell(client, services, channel, record, error, view=retry_view(record.id))
+        return
     async with services.scheduler.delivering():
         try:
             request = services.generation.request_again(
@@ -76,21 +84,30 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
             async with services.scheduler.within_grace():
                 result = await services.generation.fetch(record.id, request, generated, max_bytes=CHANNEL_UPLOAD_LIMIT)
         except GraceOver:
-            await _tell(channel, record, await services.generation.cut_short(record.id))
+            await _tell(client, services, channel, record, await services.generation.cut_short(record.id))
             return
+        except HandedOver:
+            return  # another process runs it now
         except QwenImagineError as error:
             if isinstance(error, Restarting):
                 error = Interrupted()  # still queued: it is resumed at the next start, as the member is told
             if not isinstance(error, Interrupted):
                 await services.generation.abandon(record.id, error.code)
             view = retry_view(record.id) if isinstance(error, OutcomeUnknown) else None
-            await post_to_channel(
-                channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None, view=view
-            )
+            await _tell(client, services, channel, record, error, view=view)
             return
         try:
             async with services.scheduler.within_grace():
-                message = await send_to_channel(
+                # Into the member's own interaction while its token lives (handed or taken over).
+                message = await edit_original(
+                    client,
+                    record,
+                    services.generation.reply_token(record),
+                    content=None,
+                    embed=result_embed(result, None),
+                    file=lambda: result_file(result),
+                    view=result_view(record.id),
+                ) or await send_to_channel(
                     channel,
                     record.member_id,
                     content=t("recovery.delivered"),
@@ -99,7 +116,7 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
                     view=result_view(record.id),
                 )
         except GraceOver:
-            await _tell(channel, record, await services.generation.cut_short(record.id))
+            await _tell(client, services, channel, record, await services.generation.cut_short(record.id))
             return
         except SEND_ERRORS as send_error:
             failure = await record_undelivered(services, record.id, send_error)
@@ -111,6 +128,17 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
         client.dispatch("generation_delivered", record.id)
 
 
-async def _tell(channel: discord.abc.Messageable, record: GenerationRecord, error: QwenImagineError) -> None:
-    """Post why a resumed request has no image (yet)."""
-    await post_to_channel(channel, record.member_id, content=failure_text(error.user_message), embed=None, file=None)
+async def _tell(
+    client: discord.Client,
+    services: Services,
+    channel: discord.abc.Messageable,
+    record: GenerationRecord,
+    error: QwenImagineError,
+    *,
+    view: discord.ui.View | None = None,
+) -> None:
+    """Say why a resumed request has no image (yet): in its interaction while that lives, else in the channel."""
+    text = failure_text(error.user_message)
+    token = services.generation.reply_token(record)
+    if await edit_original(client, record, token, content=text, embed=None, file=None, view=view) is None:
+        await post_to_channel(channel, record.member_id, content=text, embed=None, file=None, view=view)

@@ -14,6 +14,7 @@ from bot.errors import (
     BlockedWordUsed,
     BudgetExceeded,
     CannotPostHere,
+    HandedOver,
     OutcomeUnknown,
     QwenImagineError,
     Restarting,
@@ -127,6 +128,8 @@ async def generate_and_deliver(
         progress = InteractionProgress(interaction)
         try:
             try:
+                # Whichever process ends up running it (after a hand-over) answers here.
+                await services.generation.remember_interaction(generation_id, interaction.token)
                 generated = await scheduler.run(
                     Job(
                         generation_id=generation_id,
@@ -147,6 +150,8 @@ async def generate_and_deliver(
         except GraceOver:
             await report_error(interaction, await services.generation.cut_short(generation_id))
             return
+        except HandedOver:
+            return  # another process runs it now, and answers the member
         except QwenImagineError as error:
             await report_failure(interaction, services, generation_id, error)
             return
