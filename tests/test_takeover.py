@@ -173,12 +173,16 @@ async def test_a_rolling_deploy_hands_the_old_processs_waiting_jobs_to_the_new_o
     qwen.hold()
     running = await imagine(discord_server, world.alice, world.channel, "ibis 1")
     await qwen.wait_for(lambda: len(qwen.generation_requests) == 1)
+    world.guild.locale = "zh-CN"
     waiting = [
-        await imagine(discord_server, member, world.channel, f"ibis {n}")
-        for n, member in ((2, world.bob), (3, world.moderator))
+        await imagine(discord_server, world.bob, world.channel, "ibis 2"),
+        # A Japanese member in a Chinese server: answered in Japanese, whichever process answers.
+        await discord_server.invoke_command(
+            world.moderator, world.channel, "imagine", {"prompt": "ibis 3"}, locale="ja"
+        ),
     ]
     await discord_server.wait_for(
-        lambda: all(ix.response_message is not None and "queue" in ix.response_message.content for ix in waiting)
+        lambda: all(ix.response_message is not None and "⏳" in ix.response_message.content for ix in waiting)
     )
     new = await start_process(processes, discord_server, env, tmp_path / "new")
 
@@ -195,6 +199,10 @@ async def test_a_rolling_deploy_hands_the_old_processs_waiting_jobs_to_the_new_o
     # The new process answers in the members' own interactions; nobody is told to wait for a restart.
     for interaction in waiting:
         assert (await interaction.wait_answer()).attachments
+    english, japanese = (interaction.response_message for interaction in waiting)
+    assert english is not None and japanese is not None
+    assert [f["name"] for f in english.embeds[0]["fields"]][:2] == ["Size", "Seed"]
+    assert [f["name"] for f in japanese.embeds[0]["fields"]][:2] == ["サイズ", "シード"]
     assert len(qwen.generation_requests) == 3  # nothing made twice
     assert [m for m in world.channel.messages if m.interaction_id is None] == []
     assert [r["status"] for r in await db.generations()] == ["succeeded"] * 3

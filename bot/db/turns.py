@@ -51,4 +51,3 @@ class SqlQueueTurns:
                     "ON CONFLICT (guild_id, member_id) DO UPDATE SET served_at = excluded.served_at",
                     {"guild": guild_id, "member": member},
                 )
-

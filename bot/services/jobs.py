@@ -75,9 +75,7 @@ def fairest(heads: Sequence[Job[R]], others: Sequence[Waiting], served: Served) 
     for guild_id, _, generation_id, _ in candidates:
         arrival[guild_id] = min(arrival.get(guild_id, generation_id), generation_id)
     guild = min(arrival, key=lambda g: (served.get(g, -1.0), arrival[g]))
-    chosen = min(
-        (c for c in candidates if c[0] == guild), key=lambda c: (served.get((c[0], c[1]), -1.0), c[2])
-    )
+    chosen = min((c for c in candidates if c[0] == guild), key=lambda c: (served.get((c[0], c[1]), -1.0), c[2]))
     return chosen[3]
 
 

@@ -64,7 +64,7 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
         # reach. Released, uncharged, and the member may retry.
         error = OutcomeUnknown("the process making it stopped")
         await services.generation.abandon(record.id, error.code)
-        await _tell(client, services, channel, record, error, view=retry_view(record.id))
+        await _tell(client, services, channel, record, error, retry=True)
         return
     async with services.scheduler.delivering():
         try:
@@ -93,21 +93,23 @@ async def _resume_in_channel(client: discord.Client, services: Services, record:
                 error = Interrupted()  # still queued: it is resumed at the next start, as the member is told
             if not isinstance(error, Interrupted):
                 await services.generation.abandon(record.id, error.code)
-            view = retry_view(record.id) if isinstance(error, OutcomeUnknown) else None
-            await _tell(client, services, channel, record, error, view=view)
+            await _tell(client, services, channel, record, error, retry=isinstance(error, OutcomeUnknown))
             return
         try:
             async with services.scheduler.within_grace():
-                # Into the member's own interaction while its token lives (handed or taken over).
-                message = await edit_original(
-                    client,
-                    record,
-                    services.generation.reply_token(record),
-                    content=None,
-                    embed=result_embed(result, None),
-                    file=lambda: result_file(result),
-                    view=result_view(record.id),
-                ) or await send_to_channel(
+                # Into the member's own interaction (in the member's language) while its token
+                # lives (handed or taken over); else in the channel, in the server's.
+                with speaking(record.locale, record.guild_locale):
+                    answered = await edit_original(
+                        client,
+                        record,
+                        services.generation.reply_token(record),
+                        content=None,
+                        embed=result_embed(result, None),
+                        file=lambda: result_file(result),
+                        view=result_view(record.id),
+                    )
+                message = answered or await send_to_channel(
                     channel,
                     record.member_id,
                     content=t("recovery.delivered"),
@@ -135,10 +137,18 @@ async def _tell(
     record: GenerationRecord,
     error: QwenImagineError,
     *,
-    view: discord.ui.View | None = None,
+    retry: bool = False,
 ) -> None:
-    """Say why a resumed request has no image (yet): in its interaction while that lives, else in the channel."""
-    text = failure_text(error.user_message)
+    """Say why a resumed request has no image (yet): in its interaction while that lives (the member's
+    language), else in the channel (the server's)."""
     token = services.generation.reply_token(record)
-    if await edit_original(client, record, token, content=text, embed=None, file=None, view=view) is None:
-        await post_to_channel(channel, record.member_id, content=text, embed=None, file=None, view=view)
+
+    def view() -> discord.ui.View | None:  # its labels are written in the language in force
+        return retry_view(record.id) if retry else None
+
+    with speaking(record.locale, record.guild_locale):
+        text = failure_text(error.user_message)
+        answered = await edit_original(client, record, token, content=text, embed=None, file=None, view=view())
+    if answered is None:
+        text = failure_text(error.user_message)
+        await post_to_channel(channel, record.member_id, content=text, embed=None, file=None, view=view())
