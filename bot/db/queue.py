@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.db.database import Database
+from bot.db.postgres.notify import notify_sql
 
 #: The database's own clock, so processes on different hosts agree on when a lease ends.
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
@@ -31,10 +32,12 @@ class SqlSlotLeases:
         return None
 
     async def release(self, lane: str, slot: int) -> None:
-        """Give a slot back (if this process still holds it)."""
-        await self._db.execute(
-            "UPDATE api_slots SET holder = NULL, lease_until = 0 WHERE lane = ? AND slot = ? AND holder = ?",
-            (lane, slot, self.holder),
+        """Give a slot back (if this process still holds it), and tell the other processes."""
+        await self._db.fetch(
+            "WITH freed AS (UPDATE api_slots SET holder = NULL, lease_until = 0 "
+            "WHERE lane = :lane AND slot = :slot AND holder = :holder RETURNING slot) "
+            f"SELECT {notify_sql('holder')} FROM freed",
+            {"lane": lane, "slot": slot, "holder": self.holder},
         )
 
     async def renew(self) -> None:
