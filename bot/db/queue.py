@@ -18,18 +18,18 @@ class SqlSlotLeases:
         self.lease_seconds = lease_seconds
 
     async def acquire(self, lane: str, limit: int) -> int | None:
-        """Take one of the lane's first `limit` slots; None while all are held."""
-        for slot in range(limit):
-            row = await self._db.fetch_one(
-                "INSERT INTO api_slots (lane, slot, holder, lease_until) "
-                f"VALUES (:lane, :slot, :holder, {NOW} + :lease) "
-                f"ON CONFLICT (lane, slot) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until "
-                f"WHERE api_slots.holder IS NULL OR api_slots.lease_until < {NOW} RETURNING slot",
-                {"lane": lane, "slot": slot, "holder": self.holder, "lease": self.lease_seconds},
-            )
-            if row is not None:
-                return slot
-        return None
+        """Take the first free one of the lane's first `limit` slots (one statement); None while all
+        are held (or while another process takes the one that looked free)."""
+        row = await self._db.fetch_one(
+            "INSERT INTO api_slots (lane, slot, holder, lease_until) "
+            f"SELECT :lane, free.slot, :holder, {NOW} + :lease FROM generate_series(0, :limit - 1) AS free(slot) "
+            "WHERE NOT EXISTS (SELECT 1 FROM api_slots held WHERE held.lane = :lane AND held.slot = free.slot "
+            f"AND held.holder IS NOT NULL AND held.lease_until >= {NOW}) ORDER BY free.slot LIMIT 1 "
+            "ON CONFLICT (lane, slot) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until "
+            f"WHERE api_slots.holder IS NULL OR api_slots.lease_until < {NOW} RETURNING slot",
+            {"lane": lane, "holder": self.holder, "lease": self.lease_seconds, "limit": limit},
+        )
+        return int(row["slot"]) if row is not None else None
 
     async def release(self, lane: str, slot: int) -> None:
         """Give a slot back (if this process still holds it), and tell the other processes."""
