@@ -1,10 +1,10 @@
 """Wake-ups between processes on one PostgreSQL database: LISTEN/NOTIFY on a connection of its own.
 
-A process that gives an API slot back, or starts a job of the one fair queue, says so on
-`CHANNEL` (the payload is its token). Every other process hears it at once and looks for work,
-instead of waiting for its next poll; the poll stays as the safety net (a notice missed while the
-connection was down, a lease that ran out). A lost connection is opened again in the background,
-with one log line.
+A process that gives an API slot back (its job ended, or it leaves the slot to another process's
+fairer job) says so on `CHANNEL`, in the statement that frees it (the payload is its token). Every
+other process waiting for a slot hears it at once and looks again, instead of at its next poll;
+the poll stays as the safety net (a notice missed while the connection was down, a lease that ran
+out). A lost connection is opened again in the background, with one log line.
 """
 
 from __future__ import annotations
