@@ -7,7 +7,7 @@ import logging
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -24,6 +24,7 @@ from bot.db import (
     open_database,
 )
 from bot.db.models import SqlModelSettingsRepository
+from bot.db.postgres.notify import slot_notices
 from bot.db.processes import SqlProcessRegistry
 from bot.db.queue import SqlSlotLeases, SqlSubmissionPacing
 from bot.db.records import QueueCaps
@@ -63,7 +64,7 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
     database_url = settings.database_url.reveal() if settings.database_url else None
     database = await open_database(url=database_url, path=settings.database_path)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session, AsyncExitStack() as stack:
             # One SQLite file has one process, whose slots and pacing are in memory; PostgreSQL's are shared.
             shared = database.dialect.name == "postgres"
             # This process's token: it owns the generations it admits and the API slots it holds.
@@ -82,6 +83,11 @@ async def create_bot(settings: Settings) -> AsyncIterator[QwenImagineBot]:
             stale = settings.process_stale_seconds
             turns = SqlQueueTurns(database, token=token, stale_seconds=stale) if shared else None
             scheduler: Scheduler[Any] = Scheduler(lanes=lanes, leases=leases, pace=settings.catalogue.pace, turns=turns)
+            # Other processes say when they free a slot: this one's scheduler looks at once.
+            notices = slot_notices(database, me=token, on_notice=scheduler.nudge) if shared else None
+            if notices is not None:
+                notices.start()
+                stack.push_async_callback(notices.close)
             api = QwenImageClient(
                 session,
                 base_url=settings.dashscope_base_url,

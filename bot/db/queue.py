@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.db.database import Database
+from bot.db.postgres.notify import notify_sql
 
 #: The database's own clock, so processes on different hosts agree on when a lease ends.
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
@@ -17,24 +18,26 @@ class SqlSlotLeases:
         self.lease_seconds = lease_seconds
 
     async def acquire(self, lane: str, limit: int) -> int | None:
-        """Take one of the lane's first `limit` slots; None while all are held."""
-        for slot in range(limit):
-            row = await self._db.fetch_one(
-                "INSERT INTO api_slots (lane, slot, holder, lease_until) "
-                f"VALUES (:lane, :slot, :holder, {NOW} + :lease) "
-                f"ON CONFLICT (lane, slot) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until "
-                f"WHERE api_slots.holder IS NULL OR api_slots.lease_until < {NOW} RETURNING slot",
-                {"lane": lane, "slot": slot, "holder": self.holder, "lease": self.lease_seconds},
-            )
-            if row is not None:
-                return slot
-        return None
+        """Take the first free one of the lane's first `limit` slots (one statement); None while all
+        are held (or while another process takes the one that looked free)."""
+        row = await self._db.fetch_one(
+            "INSERT INTO api_slots (lane, slot, holder, lease_until) "
+            f"SELECT :lane, free.slot, :holder, {NOW} + :lease FROM generate_series(0, :limit - 1) AS free(slot) "
+            "WHERE NOT EXISTS (SELECT 1 FROM api_slots held WHERE held.lane = :lane AND held.slot = free.slot "
+            f"AND held.holder IS NOT NULL AND held.lease_until >= {NOW}) ORDER BY free.slot LIMIT 1 "
+            "ON CONFLICT (lane, slot) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until "
+            f"WHERE api_slots.holder IS NULL OR api_slots.lease_until < {NOW} RETURNING slot",
+            {"lane": lane, "holder": self.holder, "lease": self.lease_seconds, "limit": limit},
+        )
+        return int(row["slot"]) if row is not None else None
 
     async def release(self, lane: str, slot: int) -> None:
-        """Give a slot back (if this process still holds it)."""
-        await self._db.execute(
-            "UPDATE api_slots SET holder = NULL, lease_until = 0 WHERE lane = ? AND slot = ? AND holder = ?",
-            (lane, slot, self.holder),
+        """Give a slot back (if this process still holds it), and tell the other processes."""
+        await self._db.fetch(
+            "WITH freed AS (UPDATE api_slots SET holder = NULL, lease_until = 0 "
+            "WHERE lane = :lane AND slot = :slot AND holder = :holder RETURNING slot) "
+            f"SELECT {notify_sql('holder')} FROM freed",
+            {"lane": lane, "slot": slot, "holder": self.holder},
         )
 
     async def renew(self) -> None:

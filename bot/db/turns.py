@@ -42,12 +42,11 @@ class SqlQueueTurns:
         return served, others
 
     async def served(self, guild_id: int, member_id: int) -> None:
-        """Record that a job of `member_id` in `guild_id` starts now."""
-        async with self._db.transaction() as tx:
-            for member in (GUILD_ROW, member_id):
-                await tx.execute(
-                    "INSERT INTO queue_turns (guild_id, member_id, served_at) "
-                    f"VALUES (:guild, :member, {self._now}) "
-                    "ON CONFLICT (guild_id, member_id) DO UPDATE SET served_at = excluded.served_at",
-                    {"guild": guild_id, "member": member},
-                )
+        """Record that a job of `member_id` in `guild_id` starts now (one statement: the guild's row
+        and the member's)."""
+        await self._db.execute(
+            "INSERT INTO queue_turns (guild_id, member_id, served_at) "
+            f"VALUES (:guild, :guild_row, {self._now}), (:guild, :member, {self._now}) "
+            "ON CONFLICT (guild_id, member_id) DO UPDATE SET served_at = excluded.served_at",
+            {"guild": guild_id, "guild_row": GUILD_ROW, "member": member_id},
+        )

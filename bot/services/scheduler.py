@@ -123,6 +123,8 @@ class Scheduler(Generic[R]):
         #: The lane each running job holds a slot in.
         self._lane_of: dict[Job[R], Lane] = {}
         self._wake = asyncio.Event()
+        #: Whether a slot freed by another process is worth a look now (see `nudge`).
+        self._wants_slot = False
         self._durations: deque[float] = deque(maxlen=20)
         self._dispatcher: asyncio.Task[None] | None = None
         self._reporter: asyncio.Task[None] | None = None
@@ -160,6 +162,11 @@ class Scheduler(Generic[R]):
 
     def _lanes_changed(self) -> None:
         self._wake.set()
+
+    def nudge(self) -> None:
+        """Another process gave a slot back: if this one waits for a slot, it looks now, not at its next poll."""
+        if self._wants_slot:
+            self._wake.set()
 
     @property
     def waiting(self) -> int:
@@ -309,18 +316,19 @@ class Scheduler(Generic[R]):
             while not (len(self._queue) and self._free_lane() is not None):
                 self._wake.clear()
                 await self._wake.wait()
+            self._wake.clear()
+            self._wants_slot = True  # from here a nudge is kept, even while the database answers
             lane, slot = await self._take_slot()
             if lane is None:
-                # Every shared slot is held by another process: look again soon.
-                self._wake.clear()
+                # Every shared slot is held by another process: look again when one frees (or soon).
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
                 continue
+            self._wants_slot = False  # deferring below: slots other processes leave do not end the wait
             job, deferred = await self._pop_ready(lane)
             if deferred:
                 # Another process's waiting job goes first: leave it the slot, look again soon.
                 await self._release(lane, slot)
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SLOT_POLL_SECONDS)
                 continue

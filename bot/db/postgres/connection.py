@@ -114,9 +114,11 @@ class PostgresDatabase:
 
     dialect = POSTGRES
 
-    def __init__(self, pool: asyncpg.Pool, where: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, where: str, url: str = "") -> None:
         self.pool = pool
         self.where = where
+        #: How to open a connection of its own (with the password: never logged).
+        self.url = url
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = POOL_MAX_SIZE, retry: bool = True) -> PostgresDatabase:
@@ -124,7 +126,7 @@ class PostgresDatabase:
         per attempt (or, without `retry`, raise DatabaseUnavailable)."""
         where = location(url)
         pool = await _create_pool(url, where, max_size, retry=retry)
-        database = cls(pool, where)
+        database = cls(pool, where, url)
         try:
             await database.migrate()
         except BaseException:
