@@ -242,6 +242,17 @@ async def bots(bot_env: dict[str, str], discord_server: FakeDiscord) -> AsyncIte
 
 
 @pytest.fixture
+async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Bot processes a test starts; any still running at the end is killed."""
+    started: list[asyncio.subprocess.Process] = []
+    yield started
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.fixture
 async def bot(bots: BotRunner, world: World) -> QwenImagineBot:
     """One running bot in the standard world."""
     return await bots.start()

@@ -16,12 +16,16 @@ import pytest
 
 from bot.db import PostgresDatabase, SqliteDatabase
 from bot.db.database import load_migrations
-from bot.ui.failures import GENERIC_FAILURE
+from bot.i18n import t
+from bot.ui.failures import GENERIC_FAILURE_KEY
 from tests.conftest import MEMBER_PERMISSIONS, BotRunner, World, imagine
 from tests.database import TestDatabase
 from tests.fakes.discord import FakeDiscord, FakeMember, FakeMessage
 from tests.fakes.qwen import FakeQwen
 from tests.postgres import TestPostgres
+
+#: What an English member reads when something nobody expected went wrong.
+GENERIC_FAILURE = t(GENERIC_FAILURE_KEY)
 
 ATTACH_FILES = discord.Permissions(attach_files=True).value
 EMBED_LINKS = discord.Permissions(embed_links=True).value

@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import BotRunner, World, imagine
 from tests.database import TestDatabase
@@ -20,17 +17,6 @@ from tests.test_startup import clean_env, finish, read_until, spawn_bot
 GRACE = 2
 #: What a stop may take beyond the grace: telling interrupted members, disconnecting, closing the database.
 OVERHEAD = 6
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Bot processes a test starts; any still running at the end is killed."""
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def start_bot(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ FAST_TAKEOVER = {"PROCESS_HEARTBEAT_SECONDS": "0.2", "PROCESS_STALE_SECONDS": "1
 def backend() -> str:
     """Only PostgreSQL takes several processes (a SQLite file has one)."""
     return "postgres"
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Bot processes a test starts; any still running at the end is killed."""
-    started: list[asyncio.subprocess.Process] = []
-    yield started
-    for process in started:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def start_process(

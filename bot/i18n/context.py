@@ -16,10 +16,14 @@ def current_locale() -> str:
     return _locale.get()
 
 
+def _first_supported(candidates: tuple[str | None, ...]) -> str:
+    return next((code for code in map(supported, candidates) if code is not None), ENGLISH)
+
+
 def use_locale(*candidates: str | None) -> str:
     """Speak the first supported locale of `candidates` (member's, then server's) in the current task
     and the tasks it starts; English when none is supported. Returns the locale chosen."""
-    chosen = next((code for code in map(supported, candidates) if code is not None), ENGLISH)
+    chosen = _first_supported(candidates)
     _locale.set(chosen)
     return chosen
 
@@ -27,7 +31,7 @@ def use_locale(*candidates: str | None) -> str:
 @contextmanager
 def speaking(*candidates: str | None) -> Iterator[str]:
     """`use_locale` for the duration of a block."""
-    chosen = next((code for code in map(supported, candidates) if code is not None), ENGLISH)
+    chosen = _first_supported(candidates)
     token = _locale.set(chosen)
     try:
         yield chosen

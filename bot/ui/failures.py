@@ -15,9 +15,8 @@ from bot.ui.replies import reply
 
 log = logging.getLogger(__name__)
 
+#: The failure nobody expected.
 GENERIC_FAILURE_KEY = N_("error.unexpected")
-#: The English text of the failure nobody expected (the member reads it in their own language).
-GENERIC_FAILURE = t(GENERIC_FAILURE_KEY)
 
 
 def _expected_message(error: BaseException) -> str | None:
